@@ -1,0 +1,181 @@
+//! magnetar: a Zircon-style (Magenta-era) capability microkernel for x86-64.
+//!
+//! Boot order, on the boot CPU: a loader front end (`boot::limine` or
+//! `boot::pvh`) fills a `BootInfo` and calls [`kernel_main`], which sets up
+//! this CPU (per-CPU block, log, control registers, GDT/TSS, IDT), builds the
+//! kernel's page tables and moves onto a guarded kernel stack, then continues
+//! in [`kernel_main_on_kernel_stack`]: frame allocator and heap, ACPI,
+//! interrupt controllers, timers, and the other CPUs.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot;
+mod log;
+mod mm;
+mod panic;
+mod sync;
+mod time;
+
+use arch::x86::{cpu, gdt, percpu, qemu, trap};
+use boot::BootInfo;
+use kcore::cmdline::Cmdline;
+use kcore::memmap::RegionKind;
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// The boot information, once `kernel_main` has stored it.
+pub fn boot_info() -> &'static BootInfo {
+    match BOOT_INFO.get() {
+        Some(info) => info,
+        None => panic!("boot info used before kernel_main"),
+    }
+}
+
+/// The kernel command line.
+pub fn cmdline() -> Cmdline<'static> {
+    Cmdline::new(boot_info().cmdline())
+}
+
+/// Reports a failure that happens before the console exists, then stops.
+pub fn early_fatal(message: &str) -> ! {
+    arch::x86::serial::init();
+    arch::x86::serial::write_bytes(b"early boot failure: ");
+    arch::x86::serial::write_bytes(message.as_bytes());
+    arch::x86::serial::write_bytes(b"\n");
+    qemu::exit(qemu::ExitCode::Failure);
+    cpu::halt_forever()
+}
+
+/// One emergency stack shared by the boot CPU's NMI, #DF and #MC until it
+/// gets guarded per-vector stacks.
+#[repr(C, align(16))]
+struct EarlyIstStack([u8; 16 * 1024]);
+static mut EARLY_IST_STACK: EarlyIstStack = EarlyIstStack([0; 16 * 1024]);
+
+/// Common entry from both loaders, on the loader's stack and page tables.
+pub fn kernel_main(info: BootInfo) -> ! {
+    time::mark_boot();
+    let percpu = percpu::install_boot_cpu();
+    let info = BOOT_INFO.call_once(|| info);
+    let cmdline = cmdline();
+    log::init(log::level_from_cmdline(cmdline.get("loglevel")));
+    panic::set_exit_on_panic(cmdline.has("test") || cmdline.has("fault") || cmdline.get("panic") == Some("exit"));
+    ::log::info!(
+        "boot: via {}, kernel at phys {:#x}, cmdline \"{}\"",
+        match info.loader {
+            boot::Loader::Limine => "limine",
+            boot::Loader::Pvh => "pvh",
+        },
+        info.kernel_phys_base,
+        info.cmdline()
+    );
+    cpu::enable_features();
+    // The early IST stack is used by nothing else, and only until
+    // `install_cpu_stacks` replaces it.
+    let early_ist = core::ptr::addr_of!(EARLY_IST_STACK) as u64 + 16 * 1024;
+    for slot in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
+        // SAFETY: no exception is being handled yet.
+        unsafe { gdt::set_ist(percpu, slot, early_ist) };
+    }
+    gdt::load(percpu);
+    trap::load_idt();
+    log_memory_map(info);
+
+    // Build the kernel's own page tables and continue on a guarded stack.
+    mm::set_phys_offset(info.loader_phys_offset);
+    let mut early = mm::frame::EarlyAllocator::new(&info.memory_map);
+    let pml4 = mm::paging::build_kernel_tables(info, &mut early);
+    let Some(stack) = mm::kstack::KernelStack::new_with(&mut early) else { panic!("mm: no boot stack") };
+    let (low, high) = stack.leak();
+    percpu.add_stack(low, high);
+    EARLY_FRAMES.call_once(|| spin::Mutex::new(Some(early)));
+    // SAFETY: the new tables map the kernel image at its link address and
+    // the new stack; nothing on the loader's stack is used after the switch
+    // (the boot info was copied into a static above).
+    unsafe { mm::paging::activate(pml4, high, kernel_main_on_kernel_stack, 0) }
+}
+
+/// Hands the early allocator across the stack switch.
+static EARLY_FRAMES: spin::Once<spin::Mutex<Option<mm::frame::EarlyAllocator>>> = spin::Once::new();
+
+extern "C" fn kernel_main_on_kernel_stack(_: u64) -> ! {
+    let info = boot_info();
+    mm::set_phys_offset(mm::PHYS_MAP_BASE);
+    let Some(early) = EARLY_FRAMES.get().and_then(|m| m.lock().take()) else { panic!("mm: early allocator lost") };
+    mm::frame::init(&info.memory_map, early);
+    // The loader's memory (its page tables, stack, and boot-info pages) is
+    // no longer used: everything needed was copied.
+    for region in info.memory_map.regions().iter().filter(|r| r.kind == RegionKind::BootloaderReclaimable) {
+        mm::frame::add_free_range(region.start, region.end);
+    }
+    install_cpu_stacks(percpu::current());
+
+    let ram = info.memory_map.regions().iter().filter(|r| r.kind.is_ram()).map(|r| r.len()).sum::<u64>();
+    let (_, free) = mm::totals();
+    ::log::info!("mm: memory total {} MiB, free {} MiB", ram >> 20, free >> 20);
+
+    // Further platform bring-up (ACPI, interrupt controllers, timers, SMP)
+    // is added here.
+
+    run_boot_actions()
+}
+
+/// Gives this CPU guarded stacks for NMI, #DF and #MC.
+pub fn install_cpu_stacks(percpu: &'static percpu::PerCpu) {
+    for slot in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
+        let Some(stack) = mm::kstack::KernelStack::new() else { panic!("mm: no memory for IST stacks") };
+        let (low, high) = stack.leak();
+        percpu.add_stack(low, high);
+        // SAFETY: the stack is fresh and dedicated to this slot; the slot's
+        // old stack is not in use (we are not handling such an exception).
+        unsafe { gdt::set_ist(percpu, slot, high) };
+    }
+}
+
+fn log_memory_map(info: &BootInfo) {
+    for region in info.memory_map.regions() {
+        ::log::debug!("mm: {:#014x}..{:#014x} {:?}", region.start, region.end, region.kind);
+    }
+    for module in info.modules() {
+        ::log::info!("boot: module {} at {:#x}, {} bytes", module.name(), module.phys, module.len);
+    }
+}
+
+/// What the command line asks for once the system is up.
+fn run_boot_actions() -> ! {
+    let cmdline = cmdline();
+    if let Some(kind) = cmdline.get("fault") {
+        ::log::info!("test: raising fault {kind}");
+        raise_fault(kind);
+    }
+    if cmdline.get("test") == Some("boot") {
+        ::log::info!("test: boot test passed");
+        qemu::exit(qemu::ExitCode::Success);
+    }
+    ::log::info!("kernel: idle");
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Deliberately faults, to test the diagnostic path (`fault=` on the command line).
+fn raise_fault(kind: &str) {
+    match kind {
+        // SAFETY (all arms): these faults are the point; the handler panics.
+        "pf" => unsafe { core::ptr::read_volatile(0xdead_0000_0000 as *const u64); },
+        "gp" => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64); },
+        "ud" => unsafe { core::arch::asm!("ud2") },
+        "de" => unsafe { core::arch::asm!("xor edx, edx", "xor eax, eax", "div eax", out("eax") _, out("edx") _) },
+        "df" => {
+            // A page fault whose handler cannot run: point RSP at unmapped
+            // memory so delivering #PF faults again.
+            unsafe { core::arch::asm!("mov rsp, 0x1000", "push rax", options(noreturn)) }
+        }
+        "panic" => panic!("test panic requested on the command line"),
+        other => ::log::warn!("test: unknown fault kind {other}"),
+    }
+}

@@ -1,0 +1,66 @@
+//! Locks for data shared with interrupt handlers.
+
+use core::ops::{Deref, DerefMut};
+use x86_64::instructions::interrupts;
+
+/// A spinlock that keeps interrupts off on its CPU while held, so an
+/// interrupt handler on the same CPU can never spin on it forever.
+pub struct IrqSpinlock<T> {
+    inner: spin::Mutex<T>,
+}
+
+pub struct IrqSpinlockGuard<'a, T> {
+    guard: Option<spin::MutexGuard<'a, T>>,
+    interrupts_were_enabled: bool,
+}
+
+impl<T> IrqSpinlock<T> {
+    pub const fn new(value: T) -> Self {
+        IrqSpinlock { inner: spin::Mutex::new(value) }
+    }
+
+    pub fn lock(&self) -> IrqSpinlockGuard<'_, T> {
+        let interrupts_were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        IrqSpinlockGuard { guard: Some(self.inner.lock()), interrupts_were_enabled }
+    }
+
+    /// Takes the lock only if it is free (for paths that must not wait, like panic).
+    pub fn try_lock(&self) -> Option<IrqSpinlockGuard<'_, T>> {
+        let interrupts_were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        match self.inner.try_lock() {
+            Some(guard) => Some(IrqSpinlockGuard { guard: Some(guard), interrupts_were_enabled }),
+            None => {
+                if interrupts_were_enabled {
+                    interrupts::enable();
+                }
+                None
+            }
+        }
+    }
+}
+
+impl<T> Deref for IrqSpinlockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // The guard is Some until drop.
+        self.guard.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T> DerefMut for IrqSpinlockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T> Drop for IrqSpinlockGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release the lock before interrupts can come back.
+        self.guard.take();
+        if self.interrupts_were_enabled {
+            interrupts::enable();
+        }
+    }
+}
