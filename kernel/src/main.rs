@@ -166,7 +166,7 @@ fn run_boot_actions() -> ! {
 fn raise_fault(kind: &str) {
     match kind {
         // SAFETY (all arms): these faults are the point; the handler panics.
-        "pf" => unsafe { core::ptr::read_volatile(0xdead_0000_0000 as *const u64); },
+        "pf" => unsafe { core::ptr::read_volatile(0x4000_dead_0000 as *const u64); },
         "gp" => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64); },
         "ud" => unsafe { core::arch::asm!("ud2") },
         "de" => unsafe { core::arch::asm!("xor edx, edx", "xor eax, eax", "div eax", out("eax") _, out("edx") _) },

@@ -1,4 +1,5 @@
-//! The Limine boot protocol (base revision 3).
+//! The Limine boot protocol (base revision 2: Limine 8 and later all speak
+//! it; revision 3 needs Limine 9).
 //!
 //! Limine enters `limine_entry` in long mode on its own page tables (the
 //! kernel at its link address, all RAM at the HHDM offset) and its own stack,
@@ -15,7 +16,7 @@ use limine::BaseRevision;
 
 #[used]
 #[link_section = ".requests"]
-static BASE_REVISION: BaseRevision = BaseRevision::with_revision(3);
+static BASE_REVISION: BaseRevision = BaseRevision::with_revision(2);
 
 #[used]
 #[link_section = ".requests"]
@@ -70,7 +71,7 @@ fn kind(entry: EntryType) -> RegionKind {
 #[no_mangle]
 extern "C" fn limine_entry() -> ! {
     if !BASE_REVISION.is_supported() {
-        crate::early_fatal("limine: base revision 3 not supported by this loader");
+        crate::early_fatal("limine: base revision 2 not supported by this loader");
     }
     let mut info = BootInfo::new(Loader::Limine);
     let Some(hhdm) = HHDM.get_response() else { crate::early_fatal("limine: no HHDM response") };
@@ -96,6 +97,11 @@ extern "C" fn limine_entry() -> ! {
             info.add_module(module.addr() as u64 - hhdm.offset(), module.size(), name);
         }
     }
-    info.rsdp = RSDP.get_response().map(|r| r.address() as u64).filter(|&a| a != 0);
+    // Revisions before 3 report the RSDP through the HHDM, later ones physically.
+    info.rsdp = RSDP
+        .get_response()
+        .map(|r| r.address() as u64)
+        .filter(|&a| a != 0)
+        .map(|a| if a >= hhdm.offset() { a - hhdm.offset() } else { a });
     crate::kernel_main(info)
 }
