@@ -188,7 +188,8 @@ impl<const N: usize> MemoryMap<N> {
         for i in 0..out.len {
             let mut region = out.regions[i];
             if region.kind == RegionKind::Usable {
-                region.start = region.start.div_ceil(PAGE) * PAGE;
+                let Some(start) = region.start.div_ceil(PAGE).checked_mul(PAGE) else { continue };
+                region.start = start;
                 region.end = region.end / PAGE * PAGE;
                 if region.is_empty() {
                     continue;
