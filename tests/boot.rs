@@ -1,0 +1,220 @@
+//! Boot tests: build the kernel once, boot it in QEMU (TCG) and check how each run ends.
+//!
+//! Every boot gets its own scratch directory `build/runs/<test name>/` with the serial log, so
+//! the tests can run in parallel. A failing test prints the outcome and the log's last lines.
+//! Tests that need Limine print `skipped: ...` when no install is found; they are not passes.
+//!
+//! `MAGNETAR_KERNEL=path` (relative to the workspace root) boots a prebuilt image instead of
+//! building one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tools::qemu::{BootPath, Outcome, OutcomeKind, Run, BOOT_MARKER, PANIC_MARKER};
+
+/// Per-boot hard timeout. A boot takes seconds; TCG on a loaded 2-core machine can be slow.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The ksyms-patched kernel image, built once per test process.
+fn kernel() -> &'static Path {
+    static IMAGE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let image = IMAGE.get_or_init(|| match std::env::var_os("MAGNETAR_KERNEL") {
+        // Relative to the workspace root: cargo runs tests from the package directory.
+        Some(path) => Ok(tools::workspace_root().join(path)),
+        None => tools::kernel::build().map_err(|e| format!("{e:#}")),
+    });
+    match image {
+        Ok(path) => path,
+        Err(e) => panic!("could not build the kernel image: {e}"),
+    }
+}
+
+/// Boot with `cmdline` and return the outcome; `name` names the scratch directory.
+fn boot(name: &str, path: BootPath, smp: u32, cmdline: &str) -> Outcome {
+    let run = Run::new(kernel())
+        .name(name)
+        .boot_path(path)
+        .smp(smp)
+        .cmdline(cmdline)
+        .timeout(TIMEOUT);
+    match run.run() {
+        Ok(outcome) => outcome,
+        Err(e) => panic!("{name}: could not run QEMU: {e:#}"),
+    }
+}
+
+/// Fail the test with the run's report unless `ok`.
+fn check(outcome: &Outcome, ok: bool, what: &str) {
+    if !ok {
+        let report = outcome.report();
+        // A failed outcome's report already has the log; a passing one's does not.
+        let details = if outcome.kind.is_success() {
+            outcome.details()
+        } else {
+            String::new()
+        };
+        panic!("{what}\n{report}{details}");
+    }
+}
+
+/// Assert a run ended as `kind`.
+fn expect_kind(outcome: &Outcome, kind: OutcomeKind) {
+    check(
+        outcome,
+        outcome.kind == kind,
+        &format!("expected outcome {kind}, got {}", outcome.kind),
+    );
+}
+
+/// Assert a completed boot: debug-exit success, the loader line, every CPU online, memory totals.
+fn expect_booted(outcome: &Outcome, loader: &str, smp: u32) {
+    expect_kind(outcome, OutcomeKind::Pass);
+    let via = format!("boot: via {loader}");
+    check(
+        outcome,
+        outcome.log.contains(&via),
+        &format!("no `{via}` line"),
+    );
+
+    let online: Vec<&str> = outcome.lines_with(BOOT_MARKER).collect();
+    check(
+        outcome,
+        online.len() == 1,
+        &format!("expected one `{BOOT_MARKER}` line, got {}", online.len()),
+    );
+    let count = online
+        .first()
+        .and_then(|l| number_after(l, &format!("{BOOT_MARKER}:")));
+    check(
+        outcome,
+        count == Some(smp),
+        &format!("expected {smp} CPUs online, the log says {count:?}"),
+    );
+
+    let totals = outcome.lines_with("mm: memory total").next();
+    check(
+        outcome,
+        totals.is_some_and(|l| l.contains("MiB") && l.contains("free")),
+        "no `mm: memory total ... MiB, free ... MiB` line",
+    );
+    // -m 1G: a little is reserved by the firmware, so just check the order of magnitude.
+    let total = totals.and_then(|l| number_after(l, "mm: memory total"));
+    check(
+        outcome,
+        total.is_some_and(|t| (512..=1024).contains(&t)),
+        &format!("memory total {total:?} MiB is not about 1 GiB"),
+    );
+}
+
+/// The integer right after `key` in `line` (skipping spaces), e.g. `all CPUs online: 4 (...)`.
+fn number_after(line: &str, key: &str) -> Option<u32> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Boot with `fault=<fault>` and assert it ended in a reported panic whose log names it as
+/// the kernel's exception table spells it (e.g. `#PF page fault`).
+fn expect_fault_panics(fault: &str, diagnostic: &str) {
+    let outcome = boot(
+        &format!("fault-{fault}"),
+        BootPath::Pvh,
+        1,
+        &format!("fault={fault}"),
+    );
+    expect_kind(&outcome, OutcomeKind::KernelPanic);
+    check(
+        &outcome,
+        outcome.log.contains(PANIC_MARKER),
+        &format!("no `{PANIC_MARKER}` line"),
+    );
+    check(
+        &outcome,
+        outcome.log.contains(diagnostic),
+        &format!("no diagnostic `{diagnostic}`"),
+    );
+}
+
+/// The Limine install for the Limine tests, or `None` after printing that the test is skipped.
+fn limine_or_skip(test: &str) -> Option<PathBuf> {
+    match tools::limine::find() {
+        Ok(Some(dir)) => Some(dir),
+        Ok(None) => {
+            // Straight to the process's stderr: libtest would swallow eprintln! of a passing test.
+            let line = format!("skipped: {} [{test}]\n", tools::limine::MISSING_HINT);
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+#[test]
+fn pvh_boots_one_cpu() {
+    let outcome = boot("pvh-smp1", BootPath::Pvh, 1, "test=boot");
+    expect_booted(&outcome, "pvh", 1);
+}
+
+#[test]
+fn pvh_boots_four_cpus() {
+    let outcome = boot("pvh-smp4", BootPath::Pvh, 4, "test=boot");
+    expect_booted(&outcome, "pvh", 4);
+}
+
+#[test]
+fn page_fault_panics_with_diagnostic() {
+    expect_fault_panics("pf", "#PF page fault");
+}
+
+#[test]
+fn general_protection_fault_panics_with_diagnostic() {
+    expect_fault_panics("gp", "#GP general protection");
+}
+
+#[test]
+fn invalid_opcode_panics_with_diagnostic() {
+    expect_fault_panics("ud", "#UD invalid opcode");
+}
+
+#[test]
+fn divide_error_panics_with_diagnostic() {
+    expect_fault_panics("de", "#DE divide error");
+}
+
+#[test]
+fn double_fault_panics_with_diagnostic() {
+    expect_fault_panics("df", "#DF double fault");
+}
+
+#[test]
+fn explicit_panic_is_reported() {
+    expect_fault_panics("panic", PANIC_MARKER);
+}
+
+#[test]
+fn poweroff_is_clean() {
+    let outcome = boot("poweroff", BootPath::Pvh, 1, "poweroff");
+    expect_kind(&outcome, OutcomeKind::PowerOff);
+}
+
+#[test]
+fn limine_bios_boots() {
+    if limine_or_skip("limine_bios_boots").is_some() {
+        let outcome = boot("limine-bios", BootPath::LimineBios, 2, "test=boot");
+        expect_booted(&outcome, "limine", 2);
+    }
+}
+
+#[test]
+fn limine_uefi_boots() {
+    if limine_or_skip("limine_uefi_boots").is_some() {
+        let outcome = boot("limine-uefi", BootPath::LimineUefi, 2, "test=boot");
+        expect_booted(&outcome, "limine", 2);
+    }
+}
