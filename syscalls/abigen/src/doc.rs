@@ -1,0 +1,176 @@
+//! The syscall reference, `syscalls/generated/syscalls.md`.
+
+use std::fmt::Write as _;
+
+use mx_abi::meta::{ArgDecl, ArgKind, Len, SyscallDecl};
+use mx_abi::{Status, SYSCALLS, SYS_COUNT};
+
+use crate::rust::handle_requirements;
+use crate::{paragraphs, structs, summary, REFRESH};
+
+fn kind(a: &ArgDecl) -> String {
+    let len = |l: Len| match l {
+        Len::One => String::new(),
+        Len::Arg(n) => format!(", `{n}` elements"),
+        Len::Unspecified => ", size set by the call".into(),
+    };
+    let mut k = match a.kind {
+        ArgKind::Value => "value".to_string(),
+        ArgKind::Handle(spec) => format!("handle: {}", handle_requirements(&spec)),
+        ArgKind::HandleOut(l) => format!("out: new handle{}", len(l)),
+        ArgKind::In(l) => format!("in{}", len(l)),
+        ArgKind::Out(l) => format!("out{}", len(l)),
+        ArgKind::InOut(l) => format!("in-out{}", len(l)),
+    };
+    let bytes = a.c_type == "void"
+        && matches!(a.kind, ArgKind::In(Len::Arg(_)) | ArgKind::Out(Len::Arg(_)) | ArgKind::InOut(Len::Arg(_)));
+    if bytes {
+        k = k.replace(" elements", " bytes");
+    }
+    if a.optional {
+        k.push_str(if a.is_pointer() { "; may be NULL" } else { "; may be MX_HANDLE_INVALID" });
+    }
+    if a.release {
+        k.push_str("; consumed");
+    }
+    k
+}
+
+fn c_type(a: &ArgDecl) -> String {
+    let decl = crate::c_arg(a);
+    decl.strip_suffix(a.name).unwrap_or(&decl).trim_end().to_string()
+}
+
+/// Other syscalls of the same family (same first word).
+fn see_also(s: &SyscallDecl) -> Vec<&'static str> {
+    let family = s.name.split('_').next().unwrap_or(s.name);
+    SYSCALLS
+        .iter()
+        .filter(|o| o.name != s.name && o.is_public() && o.name.split('_').next() == Some(family))
+        .map(|o| o.name)
+        .collect()
+}
+
+/// The C name: `mx_foo`, or the bare name of a vDSO-private entry.
+fn c_name(s: &SyscallDecl) -> String {
+    if s.attrs.internal {
+        s.name.to_string()
+    } else {
+        format!("mx_{}", s.name)
+    }
+}
+
+fn section(out: &mut String, s: &SyscallDecl) {
+    let _ = writeln!(out, "## {}\n", c_name(s));
+    for p in paragraphs(s.doc) {
+        let _ = writeln!(out, "{p}\n");
+    }
+    let num = match s.num {
+        Some(n) => format!("{n}"),
+        None => "none (implemented in the vDSO)".into(),
+    };
+    let mut attrs = Vec::new();
+    for (on, name) in [
+        (s.attrs.blocking, "blocking (the vDSO retries on MX_ERR_INTERNAL_INTR_RETRY)"),
+        (s.attrs.vdso, "vDSO only"),
+        (s.attrs.internal, "internal (vDSO-private, not in the headers)"),
+        (s.attrs.noreturn, "does not return"),
+        (s.attrs.constant, "constant"),
+        (s.attrs.positive, "returns a non-negative count on success"),
+    ] {
+        if on {
+            attrs.push(name);
+        }
+    }
+    let _ = writeln!(out, "- **Number:** {num}");
+    let _ = writeln!(out, "- **Scope:** `{}`{}", s.tag, if s.in_scope() { " (in scope)" } else { "" });
+    if !attrs.is_empty() {
+        let _ = writeln!(out, "- **Attributes:** {}", attrs.join("; "));
+    }
+    let prefix = if s.attrs.internal { "" } else { "mx_" };
+    let _ = writeln!(out, "\n```c\n{};\n```\n", crate::c_signature(s, prefix));
+    if !s.args.is_empty() {
+        let _ = writeln!(out, "| argument | C type | kind |\n|---|---|---|");
+        for a in s.args {
+            let _ = writeln!(out, "| `{}` | `{}` | {} |", a.name, c_type(a), kind(a));
+        }
+        let _ = writeln!(out);
+    }
+    let rights: Vec<String> = s
+        .args
+        .iter()
+        .filter_map(|a| match a.kind {
+            ArgKind::Handle(spec) if !spec.rights.is_empty() => Some(format!(
+                "`{}` needs {}",
+                a.name,
+                spec.rights.iter_names().map(|(n, _)| format!("`MX_RIGHT_{n}`")).collect::<Vec<_>>().join(" and ")
+            )),
+            _ => None,
+        })
+        .collect();
+    if !rights.is_empty() {
+        let _ = writeln!(out, "**Rights:** {}.\n", rights.join("; "));
+    }
+    if s.errors.is_empty() {
+        let _ = writeln!(out, "**Errors:** not documented by the contract (handle lookups fail as in §4).\n");
+    } else {
+        let _ = writeln!(out, "**Errors, in the order they are checked:**\n");
+        for (i, e) in s.errors.iter().enumerate() {
+            let sep = if e.when.is_empty() { String::new() } else { format!(": {}", e.when) };
+            let _ = writeln!(out, "{}. `{}`{sep}", i + 1, e.status.c_name());
+        }
+        let _ = writeln!(out);
+    }
+    let also = see_also(s);
+    if !also.is_empty() {
+        let links: Vec<String> = also.iter().map(|n| format!("[mx_{n}](#mx_{n})")).collect();
+        let _ = writeln!(out, "**See also:** {}.\n", links.join(", "));
+    }
+}
+
+/// The whole reference.
+pub fn reference() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Magenta syscall reference\n");
+    let _ = writeln!(
+        out,
+        "Generated by abigen from `syscalls/src/table.rs` (the one declaration of every syscall). \
+         Do not edit; run `{REFRESH}`.\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} syscalls, {} with kernel numbers (`MX_SYS_COUNT` = {SYS_COUNT}). Handle requirements are what \
+         the handle lookup checks, in this order: the value names a handle of the caller (`MX_ERR_BAD_HANDLE`), \
+         the rights (`MX_ERR_ACCESS_DENIED`), the object type (`MX_ERR_WRONG_TYPE`). A user pointer that cannot \
+         be read or written gives `MX_ERR_INVALID_ARGS` where the copy happens.\n",
+        SYSCALLS.len(),
+        SYSCALLS.iter().filter(|s| s.is_kernel()).count()
+    );
+    let _ = writeln!(out, "| # | syscall | scope | summary |\n|---|---|---|---|");
+    for s in SYSCALLS {
+        let num = s.num.map_or("vDSO".to_string(), |n| n.to_string());
+        let name = c_name(s);
+        let _ = writeln!(out, "| {num} | [{name}](#{name}) | `{}` | {} |", s.tag, summary(s.doc));
+    }
+    let _ = writeln!(out);
+    for s in SYSCALLS {
+        section(&mut out, s);
+    }
+    let _ = writeln!(out, "## Status codes\n\n| name | value | meaning |\n|---|---|---|");
+    for s in Status::ALL {
+        let _ = writeln!(out, "| `{}` | {} | {} |", s.c_name(), s.into_raw(), s.description());
+    }
+    let _ = writeln!(out, "\n## Struct layouts (x86-64)\n");
+    for s in structs() {
+        let _ = writeln!(out, "### {}\n\n{} bytes, alignment {}. {}\n", s.c_name, s.size, s.align, summary(s.doc));
+        let _ = writeln!(out, "| offset | field |\n|---|---|");
+        for f in s.fields {
+            let _ = writeln!(out, "| {} | `{}` |", f.offset, f.c.join("` / `"));
+        }
+        let _ = writeln!(out);
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}

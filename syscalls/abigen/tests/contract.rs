@@ -1,0 +1,41 @@
+//! Checks the table against the contract text itself: every prototype of
+//! `specs/magenta-abi.md` §3, in order, with its number. The spec lives beside
+//! the repository (`../shared/specs/`, or `$MAGNETAR_SPECS`); without it the
+//! test says it was skipped.
+
+use std::path::PathBuf;
+
+fn spec() -> Option<String> {
+    let dir = std::env::var_os("MAGNETAR_SPECS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| abigen::workspace_root().join("../shared/specs"));
+    std::fs::read_to_string(dir.join("magenta-abi.md")).ok()
+}
+
+/// `| 113 | `proto;` | G |` rows of §3.
+fn rows(spec: &str) -> Vec<(String, String)> {
+    spec.lines()
+        .filter_map(|l| {
+            let mut cells = l.split('|').map(str::trim);
+            let (_, num, proto) = (cells.next()?, cells.next()?, cells.next()?);
+            let proto = proto.strip_prefix('`')?.split('`').next()?;
+            (num == "vdso" || num.parse::<u32>().is_ok()).then(|| (num.to_string(), proto.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn table_matches_contract_section_3() {
+    let Some(spec) = spec() else {
+        println!("skipped: specs/magenta-abi.md not found (set MAGNETAR_SPECS)");
+        return;
+    };
+    let rows = rows(&spec);
+    assert_eq!(rows.len(), mx_abi::SYSCALLS.len(), "the contract lists a different number of syscalls");
+    for (s, (num, proto)) in mx_abi::SYSCALLS.iter().zip(&rows) {
+        let prefix = if s.attrs.internal { "" } else { "mx_" };
+        assert_eq!(format!("{};", abigen::c_signature(s, prefix)), *proto, "prototype of {}", s.name);
+        let ours = s.num.map_or("vdso".to_string(), |n| n.to_string());
+        assert_eq!(ours, *num, "number of {}", s.name);
+    }
+}

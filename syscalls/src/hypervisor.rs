@@ -1,0 +1,115 @@
+//! Guests and VCPUs (`syscalls/hypervisor.h`), contract §1.7, §5.30-§5.35
+//! and §6, with the project decisions of `specs/README.md` (Magenta side 2-5).
+
+use crate::meta::{ConstStyle, Fmt};
+
+c_enum! {
+    /// Trap kinds (`mx_guest_set_trap`).
+    pub enum TrapKind: u32, ConstStyle::Enum { typedef: None };
+    {
+        /// Guest-physical memory: `addr` and `len` page-aligned, and
+        /// `addr + len <= MX_GUEST_PHYS_SIZE`.
+        Mem = 0 => "MX_GUEST_TRAP_MEM",
+        /// I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
+        Io = 1 => "MX_GUEST_TRAP_IO",
+    }
+}
+
+c_consts! {
+    /// The guest address spaces traps live in (magnetar). A trap outside its
+    /// space is `MX_ERR_OUT_OF_RANGE`; a trap that intersects an existing trap
+    /// of the same kind is `MX_ERR_ALREADY_EXISTS`. With a port, every access
+    /// queues a packet with the trap's key from a pool preallocated for the
+    /// trap, and the VCPU pauses while that pool is empty; with
+    /// `MX_HANDLE_INVALID`, the packet comes back from `mx_vcpu_resume` with key 0.
+    pub const C_GUEST_SPACES: ConstGroup = ConstStyle::Define { fmt: Fmt::Shift, cast: None };
+    {
+        /// Size of the guest-physical address space: 2^48 bytes (four-level
+        /// nested paging). Guest RAM (the physmem VMO) starts at 0.
+        pub const GUEST_PHYS_SIZE: u64 = 1 << 48 => "MX_GUEST_PHYS_SIZE";
+        /// Size of the guest I/O port space: ports 0 to 0xFFFF inclusive.
+        pub const GUEST_IO_SIZE: u64 = 1 << 16 => "MX_GUEST_IO_SIZE";
+    }
+}
+
+c_enum! {
+    /// State kinds (`mx_vcpu_read_state`, `mx_vcpu_write_state`).
+    pub enum VcpuStateKind: u32, ConstStyle::Enum { typedef: None };
+    {
+        /// `mx_vcpu_state_t`, read and write.
+        State = 0 => "MX_VCPU_STATE",
+        /// `mx_vcpu_io_t`, write only: the result of a trapped `IN`.
+        Io = 1 => "MX_VCPU_IO",
+    }
+}
+
+c_struct! {
+    /// The arguments of `mx_vcpu_create` (x86 layout).
+    pub struct VcpuCreateArgs as mx_vcpu_create_args_t, size 24;
+    {
+        /// Initial RIP (guest-physical, below the guest memory size).
+        @0 pub ip: u64 as "mx_vaddr_t ip";
+        /// Initial CR3 (below the guest memory size minus a page).
+        @8 pub cr3: u64 as "mx_vaddr_t cr3";
+        /// A VMO of at least one page (READ|WRITE) backing the virtual APIC page.
+        @16 pub apic_vmo: u32 as "mx_handle_t apic_vmo";
+    }
+}
+
+c_struct! {
+    /// General registers of a VCPU (x86).
+    pub struct VcpuState as mx_vcpu_state_t, size 136;
+    {
+        /// RAX.
+        @0 pub rax: u64 as "uint64_t rax";
+        /// RCX.
+        @8 pub rcx: u64 as "uint64_t rcx";
+        /// RDX.
+        @16 pub rdx: u64 as "uint64_t rdx";
+        /// RBX.
+        @24 pub rbx: u64 as "uint64_t rbx";
+        /// RSP.
+        @32 pub rsp: u64 as "uint64_t rsp";
+        /// RBP.
+        @40 pub rbp: u64 as "uint64_t rbp";
+        /// RSI.
+        @48 pub rsi: u64 as "uint64_t rsi";
+        /// RDI.
+        @56 pub rdi: u64 as "uint64_t rdi";
+        /// R8.
+        @64 pub r8: u64 as "uint64_t r8";
+        /// R9.
+        @72 pub r9: u64 as "uint64_t r9";
+        /// R10.
+        @80 pub r10: u64 as "uint64_t r10";
+        /// R11.
+        @88 pub r11: u64 as "uint64_t r11";
+        /// R12.
+        @96 pub r12: u64 as "uint64_t r12";
+        /// R13.
+        @104 pub r13: u64 as "uint64_t r13";
+        /// R14.
+        @112 pub r14: u64 as "uint64_t r14";
+        /// R15.
+        @120 pub r15: u64 as "uint64_t r15";
+        /// The user bits of RFLAGS (CF PF AF ZF SF TF DF OF NT AC ID). On write
+        /// they are applied only if bit 1 (0x2) is set.
+        @128 pub flags: u32 as "uint32_t flags";
+    }
+}
+
+/// The RFLAGS bits `mx_vcpu_state_t.flags` carries.
+pub const VCPU_FLAGS_USER: u32 = 0x0024_4dd5;
+/// The always-one RFLAGS bit that makes a written `flags` take effect.
+pub const VCPU_FLAGS_APPLY: u32 = 0x2;
+
+c_struct! {
+    /// The value for a trapped `IN` (`MX_VCPU_IO`).
+    pub struct VcpuIo as mx_vcpu_io_t, size 8;
+    {
+        /// 1, 2 or 4; anything else is `MX_ERR_INVALID_ARGS`.
+        @0 pub access_size: u8 as "uint8_t access_size";
+        /// The data, little-endian in the low `access_size` bytes.
+        @4 pub data: u32 as "uint8_t u8" | "uint16_t u16" | "uint32_t u32" | "uint8_t data[4]";
+    }
+}
