@@ -8,6 +8,10 @@
 //! - [`ksyms`]: the kernel symbol table format used by panic backtraces.
 //! - [`cmdline`]: the kernel command line parser.
 //! - [`memmap`]: the physical memory map both boot paths converge on.
+//! - [`vmar`]: VMAR range maths: placement, map, unmap, protect.
+//! - [`port`]: a port's packet queue: FIFO over user, signal and trap packets,
+//!   per-trap packet pools with VCPU pause/resume accounting.
+//! - [`trap`]: the guest trap map behind `mx_guest_set_trap`.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -21,3 +25,6 @@ pub mod frame;
 pub mod handle;
 pub mod ksyms;
 pub mod memmap;
+pub mod port;
+pub mod trap;
+pub mod vmar;
