@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod boot;
 mod log;
@@ -74,6 +75,7 @@ pub fn kernel_main(info: BootInfo) -> ! {
         info.cmdline()
     );
     cpu::enable_features();
+    log_cpu_features();
     // The early IST stack is used by nothing else, and only until
     // `install_cpu_stacks` replaces it.
     let early_ist = core::ptr::addr_of!(EARLY_IST_STACK) as u64 + 16 * 1024;
@@ -118,8 +120,21 @@ extern "C" fn kernel_main_on_kernel_stack(_: u64) -> ! {
     let (_, free) = mm::totals();
     ::log::info!("mm: memory total {} MiB, free {} MiB", ram >> 20, free >> 20);
 
-    // Further platform bring-up (ACPI, interrupt controllers, timers, SMP)
-    // is added here.
+    // Platform bring-up: firmware tables, interrupt controllers, the clock
+    // and this CPU's timer, then the other CPUs.
+    let platform = acpi::init();
+    if platform.has_legacy_pics {
+        arch::x86::pic::disable();
+    }
+    arch::x86::apic::init_boot_cpu(platform);
+    arch::x86::ioapic::init(platform);
+    arch::x86::timer::calibrate(platform);
+    arch::x86::timer::init_this_cpu();
+    arch::x86::ipi::init();
+    arch::x86::timer::boot_self_test();
+    arch::x86::ioapic::boot_self_test();
+    arch::x86::smp::start_other_cpus(platform);
+    arch::x86::ipi::boot_self_test();
 
     run_boot_actions()
 }
@@ -134,6 +149,32 @@ pub fn install_cpu_stacks(percpu: &'static percpu::PerCpu) {
         // old stack is not in use (we are not handling such an exception).
         unsafe { gdt::set_ist(percpu, slot, high) };
     }
+}
+
+fn log_cpu_features() {
+    let f = cpu::features();
+    let flags = [
+        (f.nx, "nx"),
+        (f.smep, "smep"),
+        (f.smap, "smap"),
+        (f.xsave, "xsave"),
+        (f.avx, "avx"),
+        (f.pdpe1gb, "pdpe1gb"),
+        (f.x2apic, "x2apic"),
+        (f.tsc_deadline, "tsc-deadline"),
+        (f.invariant_tsc, "invariant-tsc"),
+        (f.svm, "svm"),
+        (f.npt, "npt"),
+        (f.hypervisor, "hypervisor"),
+    ];
+    // Runs before the heap exists: format straight from the table.
+    struct Present<'a>(&'a [(bool, &'a str)]);
+    impl core::fmt::Display for Present<'_> {
+        fn fmt(&self, out: &mut core::fmt::Formatter) -> core::fmt::Result {
+            self.0.iter().filter(|(present, _)| *present).try_for_each(|(_, name)| write!(out, " {name}"))
+        }
+    }
+    ::log::info!("cpu: {} features:{}", if f.vendor_amd { "AMD" } else { "non-AMD" }, Present(&flags));
 }
 
 fn log_memory_map(info: &BootInfo) {
@@ -152,6 +193,13 @@ fn run_boot_actions() -> ! {
         ::log::info!("test: raising fault {kind}");
         raise_fault(kind);
     }
+    if cmdline.has("poweroff") {
+        acpi::power_off();
+    }
+    if cmdline.has("reboot") {
+        acpi::reset();
+    }
+    ::log::debug!("mm: heap in use {} bytes", mm::heap::in_use());
     if cmdline.get("test") == Some("boot") {
         ::log::info!("test: boot test passed");
         qemu::exit(qemu::ExitCode::Success);
@@ -165,14 +213,22 @@ fn run_boot_actions() -> ! {
 /// Deliberately faults, to test the diagnostic path (`fault=` on the command line).
 fn raise_fault(kind: &str) {
     match kind {
-        // SAFETY (all arms): these faults are the point; the handler panics.
-        "pf" => unsafe { core::ptr::read_volatile(0x4000_dead_0000 as *const u64); },
-        "gp" => unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64); },
+        // SAFETY: faulting is the point; the exception handler panics.
+        "pf" => unsafe {
+            core::ptr::read_volatile(0x4000_dead_0000 as *const u64);
+        },
+        // SAFETY: as above (a non-canonical address).
+        "gp" => unsafe {
+            core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64);
+        },
+        // SAFETY: as above.
         "ud" => unsafe { core::arch::asm!("ud2") },
+        // SAFETY: as above.
         "de" => unsafe { core::arch::asm!("xor edx, edx", "xor eax, eax", "div eax", out("eax") _, out("edx") _) },
         "df" => {
             // A page fault whose handler cannot run: point RSP at unmapped
             // memory so delivering #PF faults again.
+            // SAFETY: as above; the #DF handler runs on its own IST stack.
             unsafe { core::arch::asm!("mov rsp, 0x1000", "push rax", options(noreturn)) }
         }
         "panic" => panic!("test panic requested on the command line"),

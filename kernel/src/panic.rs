@@ -105,9 +105,12 @@ pub fn fatal_trap(frame: &TrapFrame) -> ! {
     write_unlocked(format_args!(
         "\nKERNEL PANIC on cpu{me}: unhandled exception {v} ({}) in {} mode\n",
         exception_name(v),
-        if frame.from_user() { "user" } else { "kernel" }
+        if frame.is_user_mode() { "user" } else { "kernel" }
     ));
-    write_unlocked(format_args!("  error code {:#x}  rip {:#018x}  cs {:#x}  rflags {:#x}\n", frame.error_code, frame.rip, frame.cs, frame.rflags));
+    write_unlocked(format_args!(
+        "  error code {:#x}  rip {:#018x}  cs {:#x}  rflags {:#x}\n",
+        frame.error_code, frame.rip, frame.cs, frame.rflags
+    ));
     if v == 14 {
         let e = frame.error_code;
         write_unlocked(format_args!(
@@ -124,7 +127,7 @@ pub fn fatal_trap(frame: &TrapFrame) -> ! {
     write_unlocked(format_args!("  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n", f.rsi, f.rdi, f.rbp, f.rsp));
     write_unlocked(format_args!("  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n", f.r8, f.r9, f.r10, f.r11));
     write_unlocked(format_args!("  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n", f.r12, f.r13, f.r14, f.r15));
-    if !frame.from_user() {
+    if !frame.is_user_mode() {
         backtrace(Some(frame.rip), frame.rbp);
     }
     finish()
@@ -148,8 +151,8 @@ fn backtrace(first_pc: Option<u64>, mut rbp: u64) {
         index += 1;
     }
     let me = percpu::try_current();
-    while index < 32 && rbp != 0 && rbp % 8 == 0 {
-        let trusted = me.map_or(false, |p| p.on_stack(rbp, 16));
+    while index < 32 && rbp != 0 && rbp.is_multiple_of(8) {
+        let trusted = me.is_some_and(|p| p.on_stack(rbp, 16));
         if !trusted {
             break;
         }

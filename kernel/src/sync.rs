@@ -24,21 +24,6 @@ impl<T> IrqSpinlock<T> {
         interrupts::disable();
         IrqSpinlockGuard { guard: Some(self.inner.lock()), interrupts_were_enabled }
     }
-
-    /// Takes the lock only if it is free (for paths that must not wait, like panic).
-    pub fn try_lock(&self) -> Option<IrqSpinlockGuard<'_, T>> {
-        let interrupts_were_enabled = interrupts::are_enabled();
-        interrupts::disable();
-        match self.inner.try_lock() {
-            Some(guard) => Some(IrqSpinlockGuard { guard: Some(guard), interrupts_were_enabled }),
-            None => {
-                if interrupts_were_enabled {
-                    interrupts::enable();
-                }
-                None
-            }
-        }
-    }
 }
 
 impl<T> Deref for IrqSpinlockGuard<'_, T> {

@@ -43,10 +43,7 @@ pub struct SleepTypes {
 
 /// Finds the first `_S5_` package of constants in `aml` (a DSDT or SSDT body).
 pub fn find_s5(aml: &[u8]) -> Option<SleepTypes> {
-    aml.windows(4)
-        .enumerate()
-        .filter(|(_, window)| *window == b"_S5_")
-        .find_map(|(at, _)| parse_at(aml, at))
+    aml.windows(4).enumerate().filter(|(_, window)| *window == b"_S5_").find_map(|(at, _)| parse_at(aml, at))
 }
 
 /// Tries to read a `Name(_S5_, Package(){...})` whose name segment starts at `name`.

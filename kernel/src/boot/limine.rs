@@ -9,8 +9,8 @@ use super::{BootInfo, Loader};
 use kcore::memmap::RegionKind;
 use limine::memory_map::EntryType;
 use limine::request::{
-    ExecutableAddressRequest, ExecutableFileRequest, HhdmRequest, MemoryMapRequest, ModuleRequest,
-    RequestsEndMarker, RequestsStartMarker, RsdpRequest, StackSizeRequest,
+    ExecutableAddressRequest, ExecutableFileRequest, HhdmRequest, MemoryMapRequest, ModuleRequest, RequestsEndMarker,
+    RequestsStartMarker, RsdpRequest, StackSizeRequest,
 };
 use limine::BaseRevision;
 
@@ -98,10 +98,12 @@ extern "C" fn limine_entry() -> ! {
         }
     }
     // Revisions before 3 report the RSDP through the HHDM, later ones physically.
-    info.rsdp = RSDP
-        .get_response()
-        .map(|r| r.address() as u64)
-        .filter(|&a| a != 0)
-        .map(|a| if a >= hhdm.offset() { a - hhdm.offset() } else { a });
+    info.rsdp = RSDP.get_response().map(|r| r.address() as u64).filter(|&a| a != 0).map(|a| {
+        if a >= hhdm.offset() {
+            a - hhdm.offset()
+        } else {
+            a
+        }
+    });
     crate::kernel_main(info)
 }

@@ -85,10 +85,6 @@ unsafe impl GlobalAlloc for KernelHeap {
 #[global_allocator]
 static ALLOCATOR: KernelHeap = KernelHeap;
 
-/// Nothing to set up: the heap takes frames on first use. Kept as the
-/// documented point after which allocation works.
-pub fn init() {}
-
 /// Bytes currently allocated from the heap.
 pub fn in_use() -> usize {
     HEAP.lock().in_use

@@ -84,7 +84,11 @@ fn map_4k(pml4: u64, virt: u64, phys: u64, flags: F, source: &mut dyn TableSourc
     let pd_entry = &mut table(pd)[i2];
     if pd_entry.flags().contains(F::HUGE_PAGE) {
         // Already covered by a 2 MiB mapping (e.g. MMIO inside RAM's range).
-        return if pd_entry.addr().as_u64() + (virt & (HUGE_2M - 1)) == phys { Ok(()) } else { Err(MapError::AlreadyMapped) };
+        return if pd_entry.addr().as_u64() + (virt & (HUGE_2M - 1)) == phys {
+            Ok(())
+        } else {
+            Err(MapError::AlreadyMapped)
+        };
     }
     let pt = next_level(pd_entry, source)?;
     let entry = &mut table(pt)[i1];
@@ -97,7 +101,14 @@ fn map_4k(pml4: u64, virt: u64, phys: u64, flags: F, source: &mut dyn TableSourc
 
 /// Maps `[virt, virt + len)` to `[phys, ...)`, with 2 MiB pages where both
 /// addresses are aligned and the directory slot is free.
-fn map_range(pml4: u64, virt: u64, phys: u64, len: u64, flags: F, source: &mut dyn TableSource) -> Result<(), MapError> {
+fn map_range(
+    pml4: u64,
+    virt: u64,
+    phys: u64,
+    len: u64,
+    flags: F,
+    source: &mut dyn TableSource,
+) -> Result<(), MapError> {
     let mut offset = 0;
     while offset < len {
         let (v, p) = (virt + offset, phys + offset);

@@ -30,22 +30,12 @@ impl Features {
         let leaf0 = __cpuid(0);
         let vendor_amd = leaf0.ebx == u32::from_le_bytes(*b"Auth");
         let leaf1 = __cpuid(1);
-        let leaf7 = if leaf0.eax >= 7 {
-            __cpuid_count(7, 0)
-        } else {
-            __cpuid(0)
-        };
+        let leaf7 = if leaf0.eax >= 7 { __cpuid_count(7, 0) } else { __cpuid(0) };
         let leaf7_valid = leaf0.eax >= 7;
         let ext_max = __cpuid(0x8000_0000).eax;
-        let ext1 = if ext_max >= 0x8000_0001 {
-            Some(__cpuid(0x8000_0001))
-        } else {
-            None
-        };
-        let invariant_tsc = ext_max >= 0x8000_0007
-            && __cpuid(0x8000_0007).edx & (1 << 8) != 0;
-        let npt = ext_max >= 0x8000_000a
-            && __cpuid(0x8000_000a).edx & 1 != 0;
+        let ext1 = if ext_max >= 0x8000_0001 { Some(__cpuid(0x8000_0001)) } else { None };
+        let invariant_tsc = ext_max >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0;
+        let npt = ext_max >= 0x8000_000a && __cpuid(0x8000_000a).edx & 1 != 0;
         let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
         Features {
             vendor_amd,

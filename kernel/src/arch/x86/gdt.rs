@@ -67,14 +67,3 @@ pub unsafe fn set_ist(percpu: &PerCpu, slot: u16, stack_top: u64) {
     // the CPU reads the TSS only on exception entry.
     unsafe { (*tss).interrupt_stack_table[usize::from(slot - 1)] = x86_64::VirtAddr::new(stack_top) };
 }
-
-/// Sets the stack the CPU switches to on entry from ring 3.
-///
-/// # Safety
-/// `stack_top` must be the top of the current thread's kernel stack.
-pub unsafe fn set_kernel_stack(percpu: &PerCpu, stack_top: u64) {
-    let tss = percpu.tss.get();
-    // SAFETY: only this CPU writes its TSS, and the CPU reads RSP0 only on a
-    // privilege change, which cannot happen while the kernel runs this.
-    unsafe { (*tss).privilege_stack_table[0] = x86_64::VirtAddr::new(stack_top) };
-}

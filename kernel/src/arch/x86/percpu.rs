@@ -57,9 +57,9 @@ impl PerCpu {
     pub fn on_stack(&self, addr: u64, len: u64) -> bool {
         // try_lock: the panic path must not wait on a lock it may hold.
         match self.stacks.try_lock() {
-            Some(stacks) => stacks
-                .iter()
-                .any(|&(lo, hi)| addr >= lo && addr.checked_add(len).is_some_and(|end| end <= hi)),
+            Some(stacks) => {
+                stacks.iter().any(|&(lo, hi)| addr >= lo && addr.checked_add(len).is_some_and(|end| end <= hi))
+            }
             None => false,
         }
     }
@@ -102,11 +102,6 @@ fn set_gs_base(percpu: &'static PerCpu) {
     GsBase::write(x86_64::VirtAddr::new(percpu as *const PerCpu as u64));
     // User GS starts at zero; `swapgs` on kernel entry exchanges the two.
     KernelGsBase::write(x86_64::VirtAddr::new(0));
-}
-
-/// Number of CPUs that have installed their per-CPU block.
-pub fn online_count() -> u32 {
-    ONLINE.load(Ordering::Acquire)
 }
 
 /// The calling CPU's block, or `None` before `install_boot_cpu`.

@@ -41,14 +41,22 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    pub fn from_user(&self) -> bool {
+    pub fn is_user_mode(&self) -> bool {
         self.cs & 3 == 3
     }
 }
 
 // Vectors whose exceptions push an error code (bit n set for vector n).
-const ERROR_CODE_VECTORS: u32 = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13)
-    | (1 << 14) | (1 << 17) | (1 << 21) | (1 << 29) | (1 << 30);
+const ERROR_CODE_VECTORS: u32 = (1 << 8)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 14)
+    | (1 << 17)
+    | (1 << 21)
+    | (1 << 29)
+    | (1 << 30);
 
 core::arch::global_asm!(
     r#"
@@ -168,9 +176,7 @@ static IRQ_HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 /// Installs `handler` for `vector` (32..=255). Returns false if it is taken.
 pub fn register_irq(vector: u8, handler: IrqHandler) -> bool {
     debug_assert!(vector >= 32);
-    IRQ_HANDLERS[usize::from(vector)]
-        .compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+    IRQ_HANDLERS[usize::from(vector)].compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire).is_ok()
 }
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
@@ -179,8 +185,8 @@ fn build_idt() -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
     let base = core::ptr::addr_of!(trap_stubs) as u64;
     let stub = |vector: u64| VirtAddr::new(base + vector * 16);
-    // SAFETY (each `set_handler_addr`): every stub is a valid interrupt entry
-    // point that ends in `iretq` and preserves all registers.
+    // SAFETY: every stub is a valid interrupt entry point that ends in
+    // `iretq` and preserves all registers.
     unsafe {
         idt.divide_error.set_handler_addr(stub(0));
         idt.debug.set_handler_addr(stub(1));
@@ -218,15 +224,38 @@ pub fn load_idt() {
 }
 
 const EXCEPTION_NAMES: [&str; 32] = [
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-    "#BR bound range", "#UD invalid opcode", "#NM device not available", "#DF double fault",
-    "coprocessor segment overrun", "#TS invalid TSS", "#NP segment not present",
-    "#SS stack-segment fault", "#GP general protection", "#PF page fault", "reserved (15)",
-    "#MF x87 floating point", "#AC alignment check", "#MC machine check",
-    "#XM SIMD floating point", "#VE virtualization", "#CP control protection",
-    "reserved (22)", "reserved (23)", "reserved (24)", "reserved (25)", "reserved (26)",
-    "reserved (27)", "#HV hypervisor injection", "#VC VMM communication",
-    "#SX security", "reserved (31)",
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack-segment fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved (15)",
+    "#MF x87 floating point",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD floating point",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved (22)",
+    "reserved (23)",
+    "reserved (24)",
+    "reserved (25)",
+    "reserved (26)",
+    "reserved (27)",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved (31)",
 ];
 
 /// Name of an exception vector, for diagnostics.
