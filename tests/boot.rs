@@ -33,12 +33,7 @@ fn kernel() -> &'static Path {
 
 /// Boot with `cmdline` and return the outcome; `name` names the scratch directory.
 fn boot(name: &str, path: BootPath, smp: u32, cmdline: &str) -> Outcome {
-    let run = Run::new(kernel())
-        .name(name)
-        .boot_path(path)
-        .smp(smp)
-        .cmdline(cmdline)
-        .timeout(TIMEOUT);
+    let run = Run::new(kernel()).name(name).boot_path(path).smp(smp).cmdline(cmdline).timeout(TIMEOUT);
     match run.run() {
         Ok(outcome) => outcome,
         Err(e) => panic!("{name}: could not run QEMU: {e:#}"),
@@ -50,48 +45,26 @@ fn check(outcome: &Outcome, ok: bool, what: &str) {
     if !ok {
         let report = outcome.report();
         // A failed outcome's report already has the log; a passing one's does not.
-        let details = if outcome.kind.is_success() {
-            outcome.details()
-        } else {
-            String::new()
-        };
+        let details = if outcome.kind.is_success() { outcome.details() } else { String::new() };
         panic!("{what}\n{report}{details}");
     }
 }
 
 /// Assert a run ended as `kind`.
 fn expect_kind(outcome: &Outcome, kind: OutcomeKind) {
-    check(
-        outcome,
-        outcome.kind == kind,
-        &format!("expected outcome {kind}, got {}", outcome.kind),
-    );
+    check(outcome, outcome.kind == kind, &format!("expected outcome {kind}, got {}", outcome.kind));
 }
 
 /// Assert a completed boot: debug-exit success, the loader line, every CPU online, memory totals.
 fn expect_booted(outcome: &Outcome, loader: &str, smp: u32) {
     expect_kind(outcome, OutcomeKind::Pass);
     let via = format!("boot: via {loader}");
-    check(
-        outcome,
-        outcome.log.contains(&via),
-        &format!("no `{via}` line"),
-    );
+    check(outcome, outcome.log.contains(&via), &format!("no `{via}` line"));
 
     let online: Vec<&str> = outcome.lines_with(BOOT_MARKER).collect();
-    check(
-        outcome,
-        online.len() == 1,
-        &format!("expected one `{BOOT_MARKER}` line, got {}", online.len()),
-    );
-    let count = online
-        .first()
-        .and_then(|l| number_after(l, &format!("{BOOT_MARKER}:")));
-    check(
-        outcome,
-        count == Some(smp),
-        &format!("expected {smp} CPUs online, the log says {count:?}"),
-    );
+    check(outcome, online.len() == 1, &format!("expected one `{BOOT_MARKER}` line, got {}", online.len()));
+    let count = online.first().and_then(|l| number_after(l, &format!("{BOOT_MARKER}:")));
+    check(outcome, count == Some(smp), &format!("expected {smp} CPUs online, the log says {count:?}"));
 
     let totals = outcome.lines_with("mm: memory total").next();
     check(
@@ -111,34 +84,17 @@ fn expect_booted(outcome: &Outcome, loader: &str, smp: u32) {
 /// The integer right after `key` in `line` (skipping spaces), e.g. `all CPUs online: 4 (...)`.
 fn number_after(line: &str, key: &str) -> Option<u32> {
     let rest = &line[line.find(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
 /// Boot with `fault=<fault>` and assert it ended in a reported panic whose log names it as
 /// the kernel's exception table spells it (e.g. `#PF page fault`).
 fn expect_fault_panics(fault: &str, diagnostic: &str) {
-    let outcome = boot(
-        &format!("fault-{fault}"),
-        BootPath::Pvh,
-        1,
-        &format!("fault={fault}"),
-    );
+    let outcome = boot(&format!("fault-{fault}"), BootPath::Pvh, 1, &format!("fault={fault}"));
     expect_kind(&outcome, OutcomeKind::KernelPanic);
-    check(
-        &outcome,
-        outcome.log.contains(PANIC_MARKER),
-        &format!("no `{PANIC_MARKER}` line"),
-    );
-    check(
-        &outcome,
-        outcome.log.contains(diagnostic),
-        &format!("no diagnostic `{diagnostic}`"),
-    );
+    check(&outcome, outcome.log.contains(PANIC_MARKER), &format!("no `{PANIC_MARKER}` line"));
+    check(&outcome, outcome.log.contains(diagnostic), &format!("no diagnostic `{diagnostic}`"));
 }
 
 /// The Limine install for the Limine tests, or `None` after printing that the test is skipped.

@@ -13,9 +13,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 
 /// Cargo's target directory (`CARGO_TARGET_DIR` or `<workspace>/target`).
 pub fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 /// The kernel as linked by cargo, before its symbol table is filled.
@@ -37,11 +35,7 @@ pub fn cargo_build() -> Result<PathBuf> {
         .output()
         .with_context(|| format!("running {}", PathBuf::from(&cargo).display()))?;
     if !out.status.success() {
-        bail!(
-            "building the kernel failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("building the kernel failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     Ok(linked_path())
 }

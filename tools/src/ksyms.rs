@@ -28,16 +28,14 @@ pub struct Stats {
 /// Read the kernel at `input`, fill its `.ksyms` section and write the result to `output`.
 pub fn patch_file(input: &Path, output: &Path) -> Result<Stats> {
     let mut elf = fs::read(input).with_context(|| format!("reading kernel {}", input.display()))?;
-    let stats =
-        patch(&mut elf).with_context(|| format!("filling {SECTION} of {}", input.display()))?;
+    let stats = patch(&mut elf).with_context(|| format!("filling {SECTION} of {}", input.display()))?;
     if let Some(dir) = output.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     // Write then rename, so a QEMU reading the previous image never sees a half-written one.
     let tmp = output.with_extension("tmp");
     fs::write(&tmp, &elf).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, output)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+    fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
     Ok(stats)
 }
 
@@ -53,12 +51,12 @@ pub fn patch(elf: &mut [u8]) -> Result<Stats> {
         if file.format() != object::BinaryFormat::Elf || !file.is_64() {
             bail!("not an ELF64 file");
         }
-        let section = file.section_by_name(SECTION).ok_or_else(|| {
-            anyhow!("the ELF has no {SECTION} section (the kernel's linker script must keep it)")
-        })?;
-        let (offset, size) = section.file_range().ok_or_else(|| {
-            anyhow!("section {SECTION} has no bytes in the file (it must be PROGBITS, not NOBITS)")
-        })?;
+        let section = file
+            .section_by_name(SECTION)
+            .ok_or_else(|| anyhow!("the ELF has no {SECTION} section (the kernel's linker script must keep it)"))?;
+        let (offset, size) = section
+            .file_range()
+            .ok_or_else(|| anyhow!("section {SECTION} has no bytes in the file (it must be PROGBITS, not NOBITS)"))?;
         let (skip, size) = table_window(&file, section.address(), size)?;
         (function_symbols(&file)?, offset + skip, size)
     };
@@ -69,10 +67,7 @@ pub fn patch(elf: &mut [u8]) -> Result<Stats> {
         .get_mut(start..start.saturating_add(len))
         .ok_or_else(|| anyhow!("section {SECTION} lies outside the file"))?;
 
-    let entries: Vec<(u64, u32, &str)> = symbols
-        .iter()
-        .map(|(a, s, n)| (*a, *s, n.as_str()))
-        .collect();
+    let entries: Vec<(u64, u32, &str)> = symbols.iter().map(|(a, s, n)| (*a, *s, n.as_str())).collect();
     let mut table = vec![0u8; len];
     let used = kcore::ksyms::encode(&entries, &mut table).map_err(|e| {
         anyhow!(
@@ -81,21 +76,13 @@ pub fn patch(elf: &mut [u8]) -> Result<Stats> {
         )
     })?;
     bytes.copy_from_slice(&table);
-    Ok(Stats {
-        symbols: entries.len(),
-        used,
-        capacity: len,
-    })
+    Ok(Stats { symbols: entries.len(), used, capacity: len })
 }
 
 /// The part of the section the table occupies, as (offset into the section, length): between
 /// [`START_SYMBOL`] and [`END_SYMBOL`] when the ELF defines them, else the whole section.
 fn table_window(file: &object::File<'_>, sec_addr: u64, sec_size: u64) -> Result<(u64, u64)> {
-    let find = |name: &str| {
-        file.symbols()
-            .find(|s| s.name() == Ok(name))
-            .map(|s| s.address())
-    };
+    let find = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
     match (find(START_SYMBOL), find(END_SYMBOL)) {
         (Some(start), Some(end)) => {
             if start < sec_addr || end < start || end > sec_addr + sec_size {
@@ -118,22 +105,15 @@ pub fn function_symbols(file: &object::File<'_>) -> Result<Vec<(u64, u32, String
         if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.address() == 0 {
             continue;
         }
-        let name = sym
-            .name()
-            .with_context(|| format!("symbol name at {:#x}", sym.address()))?;
+        let name = sym.name().with_context(|| format!("symbol name at {:#x}", sym.address()))?;
         if name.is_empty() {
             continue;
         }
-        let size = u32::try_from(sym.size())
-            .with_context(|| format!("function {name} is larger than 4 GiB"))?;
+        let size = u32::try_from(sym.size()).with_context(|| format!("function {name} is larger than 4 GiB"))?;
         out.push((sym.address(), size, demangle(name)));
     }
     // Aliases share an address: keep the one with a size, then the shortest name.
-    out.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(b.1.cmp(&a.1))
-            .then(a.2.len().cmp(&b.2.len()))
-    });
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.len().cmp(&b.2.len())));
     out.dedup_by_key(|entry| entry.0);
     Ok(out)
 }
@@ -159,10 +139,9 @@ mod tests {
         let mut obj = WObject::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
         let text = obj.section_id(StandardSection::Text);
         obj.append_section_data(text, &[0xc3; 64], 16);
-        for (name, value, size) in [
-            ("_ZN6kernel4main17h0123456789abcdefE", 0x10, 0x10),
-            ("plain_c_function", 0x20, 0x8),
-        ] {
+        for (name, value, size) in
+            [("_ZN6kernel4main17h0123456789abcdefE", 0x10, 0x10), ("plain_c_function", 0x20, 0x8)]
+        {
             obj.add_symbol(Symbol {
                 name: name.as_bytes().to_vec(),
                 value,
@@ -176,9 +155,7 @@ mod tests {
         }
         let ksyms = obj.add_section(Vec::new(), SECTION.as_bytes().to_vec(), SectionKind::Data);
         obj.append_section_data(ksyms, &vec![0; ksyms_len], 8);
-        for (name, value) in
-            window.map_or(vec![], |(s, e)| vec![(START_SYMBOL, s), (END_SYMBOL, e)])
-        {
+        for (name, value) in window.map_or(vec![], |(s, e)| vec![(START_SYMBOL, s), (END_SYMBOL, e)]) {
             obj.add_symbol(Symbol {
                 name: name.as_bytes().to_vec(),
                 value,
@@ -195,10 +172,7 @@ mod tests {
 
     #[test]
     fn demangles_without_hash() {
-        assert_eq!(
-            demangle("_ZN6kernel4main17h0123456789abcdefE"),
-            "kernel::main"
-        );
+        assert_eq!(demangle("_ZN6kernel4main17h0123456789abcdefE"), "kernel::main");
         assert_eq!(demangle("memcpy"), "memcpy");
     }
 
@@ -227,14 +201,9 @@ mod tests {
         assert_eq!(stats.capacity, 4096);
 
         let file = object::File::parse(&*elf).expect("parse");
-        let data = file
-            .section_by_name(SECTION)
-            .expect("section")
-            .data()
-            .expect("data");
+        let data = file.section_by_name(SECTION).expect("section").data().expect("data");
         assert_eq!(&data[..4], &[0; 4], "padding before the table stays zero");
-        let table =
-            kcore::ksyms::SymbolTable::parse(&data[4..]).expect("table at the start symbol");
+        let table = kcore::ksyms::SymbolTable::parse(&data[4..]).expect("table at the start symbol");
         assert_eq!(table.len(), 2);
     }
 

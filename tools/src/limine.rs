@@ -11,12 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Files the ISO needs from the Limine release.
-pub const REQUIRED_FILES: [&str; 4] = [
-    "limine-bios-cd.bin",
-    "limine-uefi-cd.bin",
-    "limine-bios.sys",
-    "BOOTX64.EFI",
-];
+pub const REQUIRED_FILES: [&str; 4] = ["limine-bios-cd.bin", "limine-uefi-cd.bin", "limine-bios.sys", "BOOTX64.EFI"];
 
 /// Distribution paths searched when `LIMINE_DIR` is not set.
 pub const SEARCH_PATHS: [&str; 2] = ["/usr/share/limine", "/usr/local/share/limine"];
@@ -33,26 +28,15 @@ pub fn find() -> Result<Option<PathBuf>> {
         let dir = PathBuf::from(dir);
         let missing = missing_files(&dir);
         if !missing.is_empty() {
-            bail!(
-                "LIMINE_DIR={} is not a Limine binary release: missing {}",
-                dir.display(),
-                missing.join(", ")
-            );
+            bail!("LIMINE_DIR={} is not a Limine binary release: missing {}", dir.display(), missing.join(", "));
         }
         return Ok(Some(dir));
     }
-    Ok(SEARCH_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|dir| missing_files(dir).is_empty()))
+    Ok(SEARCH_PATHS.iter().map(PathBuf::from).find(|dir| missing_files(dir).is_empty()))
 }
 
 fn missing_files(dir: &Path) -> Vec<&'static str> {
-    REQUIRED_FILES
-        .iter()
-        .copied()
-        .filter(|f| !dir.join(f).is_file())
-        .collect()
+    REQUIRED_FILES.iter().copied().filter(|f| !dir.join(f).is_file()).collect()
 }
 
 /// The `limine` host executable (for `bios-install`), in the Limine directory or on `PATH`.
@@ -61,11 +45,7 @@ pub fn host_tool(limine_dir: &Path) -> Option<PathBuf> {
     if local.is_file() {
         return Some(local);
     }
-    env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|p| Path::new(p).join("limine"))
-        .find(|p| p.is_file())
+    env::var_os("PATH")?.to_str()?.split(':').map(|p| Path::new(p).join("limine")).find(|p| p.is_file())
 }
 
 /// What goes on the ISO.
@@ -115,17 +95,10 @@ pub fn build_iso(limine_dir: &Path, spec: &IsoSpec<'_>) -> Result<Vec<String>> {
     if let Some(module) = spec.module {
         copy(module, &root.join("boot/bootfs"))?;
     }
-    for file in [
-        "limine-bios-cd.bin",
-        "limine-uefi-cd.bin",
-        "limine-bios.sys",
-    ] {
+    for file in ["limine-bios-cd.bin", "limine-uefi-cd.bin", "limine-bios.sys"] {
         copy(&limine_dir.join(file), &limine_sub.join(file))?;
     }
-    copy(
-        &limine_dir.join("BOOTX64.EFI"),
-        &efi_sub.join("BOOTX64.EFI"),
-    )?;
+    copy(&limine_dir.join("BOOTX64.EFI"), &efi_sub.join("BOOTX64.EFI"))?;
     let conf = limine_sub.join("limine.conf");
     fs::write(&conf, config(spec.cmdline, spec.module.is_some()))
         .with_context(|| format!("writing {}", conf.display()))?;
@@ -137,18 +110,11 @@ pub fn build_iso(limine_dir: &Path, spec: &IsoSpec<'_>) -> Result<Vec<String>> {
         .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
         .args(["-hfsplus", "-apm-block-size", "2048"])
         .args(["--efi-boot", "boot/limine/limine-uefi-cd.bin"])
-        .args([
-            "-efi-boot-part",
-            "--efi-boot-image",
-            "--protective-msdos-label",
-        ])
+        .args(["-efi-boot-part", "--efi-boot-image", "--protective-msdos-label"])
         .arg(&root)
         .arg("-o")
         .arg(spec.output);
-    run_quiet(
-        &mut xorriso,
-        "xorriso (install it: apt-get install -y xorriso)",
-    )?;
+    run_quiet(&mut xorriso, "xorriso (install it: apt-get install -y xorriso)")?;
 
     match host_tool(limine_dir) {
         Some(tool) => {
@@ -157,8 +123,7 @@ pub fn build_iso(limine_dir: &Path, spec: &IsoSpec<'_>) -> Result<Vec<String>> {
             run_quiet(&mut install, &tool.display().to_string())?;
         }
         None => notes.push(
-            "no `limine` host executable found: skipped `limine bios-install` (CD boot does not need it)"
-                .to_string(),
+            "no `limine` host executable found: skipped `limine bios-install` (CD boot does not need it)".to_string(),
         ),
     }
     fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
@@ -166,8 +131,7 @@ pub fn build_iso(limine_dir: &Path, spec: &IsoSpec<'_>) -> Result<Vec<String>> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 

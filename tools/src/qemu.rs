@@ -131,10 +131,7 @@ impl OutcomeKind {
 
     /// Whether `mtool run` should exit successfully for this outcome.
     pub fn is_success(self) -> bool {
-        matches!(
-            self,
-            OutcomeKind::Pass | OutcomeKind::PowerOff | OutcomeKind::Quit
-        )
+        matches!(self, OutcomeKind::Pass | OutcomeKind::PowerOff | OutcomeKind::Quit)
     }
 }
 
@@ -191,10 +188,7 @@ impl Outcome {
 
     /// The last 40 lines of the serial log, and QEMU's own output if it printed any.
     pub fn details(&self) -> String {
-        let mut out = format!(
-            "--- last 40 lines of the serial log ---\n{}\n",
-            self.tail(40)
-        );
+        let mut out = format!("--- last 40 lines of the serial log ---\n{}\n", self.tail(40));
         if !self.qemu_output.trim().is_empty() {
             out.push_str("--- QEMU output ---\n");
             out.push_str(self.qemu_output.trim_end());
@@ -315,10 +309,7 @@ impl Run {
     /// happens once QEMU runs is an [`Outcome`].
     pub fn run(&self) -> Result<Outcome> {
         if !self.kernel.is_file() {
-            bail!(
-                "kernel image {} not found (run `make build`)",
-                self.kernel.display()
-            );
+            bail!("kernel image {} not found (run `make build`)", self.kernel.display());
         }
         let dir = self.scratch_dir()?;
         let log_path = self.log.clone().unwrap_or_else(|| dir.join("serial.log"));
@@ -338,9 +329,7 @@ impl Run {
             let status = cmd.status().context(QEMU_MISSING)?;
             (status.code(), false, String::new())
         } else {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
             let child = cmd.spawn().context(QEMU_MISSING)?;
             wait_with_timeout(child, self.timeout)?
         };
@@ -349,13 +338,7 @@ impl Run {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .with_context(|| format!("reading serial log {}", log_path.display()))?;
         let kind = OutcomeKind::classify(code, timed_out, self.interactive, &log);
-        Ok(Outcome {
-            kind,
-            log,
-            log_path,
-            qemu_output,
-            elapsed,
-        })
+        Ok(Outcome { kind, log, log_path, qemu_output, elapsed })
     }
 
     fn scratch_dir(&self) -> Result<PathBuf> {
@@ -392,22 +375,12 @@ impl Run {
         let vars_copy = dir.join("OVMF_VARS.fd");
         fs::copy(&vars, &vars_copy)
             .with_context(|| format!("copying {} to {}", vars.display(), vars_copy.display()))?;
-        Ok(Media::Iso {
-            iso,
-            ovmf: Some((code, vars_copy)),
-        })
+        Ok(Media::Iso { iso, ovmf: Some((code, vars_copy)) })
     }
 
     fn args(&self, media: &Media, log: &Path) -> Vec<OsString> {
         let mut a = Args::default();
-        a.push([
-            "-machine",
-            "q35",
-            "-m",
-            &self.mem,
-            "-smp",
-            &self.smp.to_string(),
-        ]);
+        a.push(["-machine", "q35", "-m", &self.mem, "-smp", &self.smp.to_string()]);
         match self.accel {
             Accel::Tcg => a.push(["-accel", "tcg", "-cpu", "EPYC,+svm,+npt"]),
             Accel::Kvm => a.push(["-accel", "kvm", "-cpu", "host"]),
@@ -475,23 +448,14 @@ const QEMU_MISSING: &str =
 
 enum Media {
     Pvh,
-    Iso {
-        iso: PathBuf,
-        ovmf: Option<(PathBuf, PathBuf)>,
-    },
+    Iso { iso: PathBuf, ovmf: Option<(PathBuf, PathBuf)> },
 }
 
 /// Wait for QEMU, killing it after `timeout`. Returns (exit code, timed out, QEMU's output).
 fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<(Option<i32>, bool, String)> {
     let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -531,10 +495,7 @@ pub const OVMF_DIRS: [&str; 2] = ["/usr/share/OVMF", "/usr/share/ovmf"];
 
 /// Find OVMF firmware code and a matching variable store template (no Secure Boot variants).
 pub fn find_ovmf() -> Result<(PathBuf, PathBuf)> {
-    const PAIRS: [(&str, &str); 2] = [
-        ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
-        ("OVMF_CODE.fd", "OVMF_VARS.fd"),
-    ];
+    const PAIRS: [(&str, &str); 2] = [("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"), ("OVMF_CODE.fd", "OVMF_VARS.fd")];
     OVMF_DIRS
         .iter()
         .flat_map(|dir| PAIRS.iter().map(move |(c, v)| (Path::new(dir).join(c), Path::new(dir).join(v))))
@@ -555,35 +516,12 @@ mod tests {
     fn classifies_exit_codes() {
         use OutcomeKind::*;
         assert_eq!(OutcomeKind::classify(Some(99), false, false, ""), Pass);
-        assert_eq!(
-            OutcomeKind::classify(Some(97), false, false, "KERNEL PANIC"),
-            KernelPanic
-        );
-        assert_eq!(
-            OutcomeKind::classify(
-                Some(0),
-                false,
-                false,
-                "[    1.0] cpu0 INFO  acpi: powering off\n"
-            ),
-            PowerOff
-        );
-        assert_eq!(
-            OutcomeKind::classify(Some(0), false, false, "booting\n"),
-            TripleFaultOrReboot
-        );
-        assert_eq!(
-            OutcomeKind::classify(Some(0), false, true, "booting\n"),
-            Quit
-        );
-        assert_eq!(
-            OutcomeKind::classify(Some(1), false, false, ""),
-            QemuError(Some(1))
-        );
-        assert_eq!(
-            OutcomeKind::classify(None, false, false, ""),
-            QemuError(None)
-        );
+        assert_eq!(OutcomeKind::classify(Some(97), false, false, "KERNEL PANIC"), KernelPanic);
+        assert_eq!(OutcomeKind::classify(Some(0), false, false, "[    1.0] cpu0 INFO  acpi: powering off\n"), PowerOff);
+        assert_eq!(OutcomeKind::classify(Some(0), false, false, "booting\n"), TripleFaultOrReboot);
+        assert_eq!(OutcomeKind::classify(Some(0), false, true, "booting\n"), Quit);
+        assert_eq!(OutcomeKind::classify(Some(1), false, false, ""), QemuError(Some(1)));
+        assert_eq!(OutcomeKind::classify(None, false, false, ""), QemuError(None));
         // A kill after the timeout is a hang, whatever the status says.
         assert_eq!(OutcomeKind::classify(None, true, false, ""), Hang);
     }
@@ -599,15 +537,9 @@ mod tests {
 
     #[test]
     fn pvh_command_line() {
-        let run = Run::new("k.elf")
-            .smp(4)
-            .cmdline("test=boot")
-            .module(Some("fs.img".into()));
-        let args: Vec<String> = run
-            .args(&Media::Pvh, Path::new("s.log"))
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let run = Run::new("k.elf").smp(4).cmdline("test=boot").module(Some("fs.img".into()));
+        let args: Vec<String> =
+            run.args(&Media::Pvh, Path::new("s.log")).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
         for want in [
             "-machine q35",
@@ -632,18 +564,9 @@ mod tests {
 
     #[test]
     fn uefi_command_line() {
-        let media = Media::Iso {
-            iso: "m.iso".into(),
-            ovmf: Some(("CODE.fd".into(), "VARS.fd".into())),
-        };
-        let args = Run::new("k")
-            .boot_path(BootPath::LimineUefi)
-            .args(&media, Path::new("l"));
-        let joined = args
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let media = Media::Iso { iso: "m.iso".into(), ovmf: Some(("CODE.fd".into(), "VARS.fd".into())) };
+        let args = Run::new("k").boot_path(BootPath::LimineUefi).args(&media, Path::new("l"));
+        let joined = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
         assert!(joined.contains("-drive if=pflash,format=raw,unit=0,file=CODE.fd,readonly=on"));
         assert!(joined.contains("-drive if=pflash,format=raw,unit=1,file=VARS.fd "));
         assert!(joined.contains("-cdrom m.iso"));

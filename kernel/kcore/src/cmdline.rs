@@ -34,14 +34,8 @@ pub struct Arg<'a> {
 impl<'a> Arg<'a> {
     fn parse(word: &'a str) -> Self {
         match word.split_once('=') {
-            Some((key, value)) => Self {
-                key,
-                value: Some(value),
-            },
-            None => Self {
-                key: word,
-                value: None,
-            },
+            Some((key, value)) => Self { key, value: Some(value) },
+            None => Self { key: word, value: None },
         }
     }
 }
@@ -72,17 +66,12 @@ impl<'a> Cmdline<'a> {
 
     /// All words, in order, including repeated keys.
     pub fn iter(&self) -> Args<'a> {
-        Args {
-            words: self.raw.split_ascii_whitespace(),
-        }
+        Args { words: self.raw.split_ascii_whitespace() }
     }
 
     /// The value of the last occurrence of `key`; `Some("")` for a bare key.
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.iter()
-            .filter(|arg| arg.key == key)
-            .last()
-            .map(|arg| arg.value.unwrap_or(""))
+        self.iter().filter(|arg| arg.key == key).last().map(|arg| arg.value.unwrap_or(""))
     }
 
     /// Whether `key` appears at all, with or without a value.
@@ -94,10 +83,7 @@ impl<'a> Cmdline<'a> {
     /// with a `0x` prefix. `None` if absent or not a number.
     pub fn get_u64(&self, key: &str) -> Option<u64> {
         let value = self.get(key)?;
-        match value
-            .strip_prefix("0x")
-            .or_else(|| value.strip_prefix("0X"))
-        {
+        match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16).ok(),
             None => value.parse().ok(),
         }
@@ -169,16 +155,7 @@ mod tests {
     fn iteration_in_order() {
         let c = Cmdline::new("x y=1 z= =w x");
         let args: Vec<_> = c.iter().map(|a| (a.key, a.value)).collect();
-        assert_eq!(
-            args,
-            [
-                ("x", None),
-                ("y", Some("1")),
-                ("z", Some("")),
-                ("", Some("w")),
-                ("x", None),
-            ]
-        );
+        assert_eq!(args, [("x", None), ("y", Some("1")), ("z", Some("")), ("", Some("w")), ("x", None),]);
         assert_eq!((&c).into_iter().count(), 5);
         assert_eq!(c.into_iter().filter(|a| a.key == "x").count(), 2);
         assert_eq!(c.get(""), Some("w"));
@@ -197,7 +174,8 @@ mod tests {
 
     #[test]
     fn typed_values() {
-        let c = Cmdline::new("n=42 h=0x1F H=0XfF bad=12a neg=-1 big=18446744073709551616 nohex=0x on off=OFF weird=maybe");
+        let c =
+            Cmdline::new("n=42 h=0x1F H=0XfF bad=12a neg=-1 big=18446744073709551616 nohex=0x on off=OFF weird=maybe");
         assert_eq!(c.get_u64("n"), Some(42));
         assert_eq!(c.get_u64("h"), Some(0x1f));
         assert_eq!(c.get_u64("H"), Some(0xff));

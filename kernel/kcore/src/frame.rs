@@ -91,10 +91,7 @@ impl Link {
     /// Inverse of [`Link::to_raw`]. Any bit pattern decodes to *some* link;
     /// the allocator validates links before following them.
     pub const fn from_raw(raw: [u64; 2]) -> Self {
-        Self {
-            prev: Self::decode(raw[0]),
-            next: Self::decode(raw[1]),
-        }
+        Self { prev: Self::decode(raw[0]), next: Self::decode(raw[1]) }
     }
 
     const fn encode(pfn: Option<Pfn>) -> u64 {
@@ -146,10 +143,7 @@ impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::MetadataTooSmall { needed, got } => {
-                write!(
-                    f,
-                    "frame metadata too small: need {needed} bytes, got {got}"
-                )
+                write!(f, "frame metadata too small: need {needed} bytes, got {got}")
             }
             Self::SpanOverflow => write!(f, "frame span overflows"),
             Self::InvalidOrder(o) => write!(f, "block order {o} above maximum {MAX_ORDER}"),
@@ -224,15 +218,10 @@ impl<'a> BuddyAllocator<'a> {
     /// every frame reserved. `meta` must hold at least
     /// [`metadata_bytes`]`(frame_count)` bytes; it is overwritten.
     pub fn new(base: Pfn, frame_count: u64, meta: &'a mut [u8]) -> Result<Self, FrameError> {
-        let end = base
-            .0
-            .checked_add(frame_count)
-            .ok_or(FrameError::SpanOverflow)?;
+        let end = base.0.checked_add(frame_count).ok_or(FrameError::SpanOverflow)?;
         let needed = metadata_bytes(frame_count);
         let got = meta.len();
-        let meta = meta
-            .get_mut(..needed)
-            .ok_or(FrameError::MetadataTooSmall { needed, got })?;
+        let meta = meta.get_mut(..needed).ok_or(FrameError::MetadataTooSmall { needed, got })?;
         meta.fill(META_RESERVED);
         Ok(Self {
             base: base.0,
@@ -342,12 +331,7 @@ impl<'a> BuddyAllocator<'a> {
     /// Frees a block previously obtained from [`Self::alloc`] with the same
     /// `order` (or any aligned, fully allocated block), coalescing it with
     /// free buddies.
-    pub fn free<L: FrameLinks + ?Sized>(
-        &mut self,
-        links: &mut L,
-        pfn: Pfn,
-        order: u32,
-    ) -> Result<(), FrameError> {
+    pub fn free<L: FrameLinks + ?Sized>(&mut self, links: &mut L, pfn: Pfn, order: u32) -> Result<(), FrameError> {
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
         }
@@ -365,11 +349,7 @@ impl<'a> BuddyAllocator<'a> {
     }
 
     /// Frees one allocated frame.
-    pub fn free_frame<L: FrameLinks + ?Sized>(
-        &mut self,
-        links: &mut L,
-        pfn: Pfn,
-    ) -> Result<(), FrameError> {
+    pub fn free_frame<L: FrameLinks + ?Sized>(&mut self, links: &mut L, pfn: Pfn) -> Result<(), FrameError> {
         self.free(links, pfn, 0)
     }
 
@@ -416,9 +396,7 @@ impl<'a> BuddyAllocator<'a> {
     // ---- internals -------------------------------------------------------
 
     fn index(&self, pfn: Pfn) -> Option<usize> {
-        (self.base..self.end)
-            .contains(&pfn.0)
-            .then(|| (pfn.0 - self.base) as usize)
+        (self.base..self.end).contains(&pfn.0).then(|| (pfn.0 - self.base) as usize)
     }
 
     fn pfn_at(&self, index: usize) -> Pfn {
@@ -462,8 +440,7 @@ impl<'a> BuddyAllocator<'a> {
     }
 
     fn is_free_head(&self, pfn: Pfn, order: u32) -> bool {
-        self.index(pfn)
-            .is_some_and(|i| self.meta[i] == free_head(order))
+        self.index(pfn).is_some_and(|i| self.meta[i] == free_head(order))
     }
 
     /// Turns an aligned, in-span block whose frames are allocated or reserved
@@ -518,12 +495,7 @@ impl<'a> BuddyAllocator<'a> {
         self.try_remove(links, pfn, order).is_ok()
     }
 
-    fn try_push<L: FrameLinks + ?Sized>(
-        &mut self,
-        links: &mut L,
-        pfn: Pfn,
-        order: u32,
-    ) -> Result<(), Corrupt> {
+    fn try_push<L: FrameLinks + ?Sized>(&mut self, links: &mut L, pfn: Pfn, order: u32) -> Result<(), Corrupt> {
         let o = order as usize;
         let old = self.heads[o];
         if let Some(old) = old {
@@ -531,32 +503,16 @@ impl<'a> BuddyAllocator<'a> {
             if old_link.prev.is_some() || !self.is_free_head(old, order) {
                 return Err(Corrupt);
             }
-            links.write(
-                old,
-                Link {
-                    prev: Some(pfn),
-                    next: old_link.next,
-                },
-            );
+            links.write(old, Link { prev: Some(pfn), next: old_link.next });
         }
-        links.write(
-            pfn,
-            Link {
-                prev: None,
-                next: old,
-            },
-        );
+        links.write(pfn, Link { prev: None, next: old });
         self.heads[o] = Some(pfn);
         self.blocks[o] += 1;
         self.nonempty |= 1 << order;
         Ok(())
     }
 
-    fn try_pop<L: FrameLinks + ?Sized>(
-        &mut self,
-        links: &mut L,
-        order: u32,
-    ) -> Result<Option<Pfn>, Corrupt> {
+    fn try_pop<L: FrameLinks + ?Sized>(&mut self, links: &mut L, order: u32) -> Result<Option<Pfn>, Corrupt> {
         let o = order as usize;
         let Some(head) = self.heads[o] else {
             return Ok(None);
@@ -570,13 +526,7 @@ impl<'a> BuddyAllocator<'a> {
             if next == head || !self.is_free_head(next, order) || next_link.prev != Some(head) {
                 return Err(Corrupt);
             }
-            links.write(
-                next,
-                Link {
-                    prev: None,
-                    next: next_link.next,
-                },
-            );
+            links.write(next, Link { prev: None, next: next_link.next });
         }
         self.unlinked(order, link.next.is_none());
         self.heads[o] = link.next;
@@ -584,12 +534,7 @@ impl<'a> BuddyAllocator<'a> {
         Ok(Some(head))
     }
 
-    fn try_remove<L: FrameLinks + ?Sized>(
-        &mut self,
-        links: &mut L,
-        pfn: Pfn,
-        order: u32,
-    ) -> Result<(), Corrupt> {
+    fn try_remove<L: FrameLinks + ?Sized>(&mut self, links: &mut L, pfn: Pfn, order: u32) -> Result<(), Corrupt> {
         let o = order as usize;
         let link = links.read(pfn);
         if self.blocks[o] == 0 {
@@ -623,22 +568,10 @@ impl<'a> BuddyAllocator<'a> {
 
         match prev {
             None => self.heads[o] = link.next,
-            Some((p, p_link)) => links.write(
-                p,
-                Link {
-                    prev: p_link.prev,
-                    next: link.next,
-                },
-            ),
+            Some((p, p_link)) => links.write(p, Link { prev: p_link.prev, next: link.next }),
         }
         if let Some((n, n_link)) = next {
-            links.write(
-                n,
-                Link {
-                    prev: link.prev,
-                    next: n_link.next,
-                },
-            );
+            links.write(n, Link { prev: link.prev, next: n_link.next });
         }
         self.unlinked(order, self.heads[o].is_none());
         self.set_meta(pfn, META_FREE_BODY);
@@ -670,13 +603,7 @@ impl<'a> BuddyAllocator<'a> {
             let pfn = Pfn(self.base + i as u64);
             match tails[o] {
                 None => self.heads[o] = Some(pfn),
-                Some((tail, tail_prev)) => links.write(
-                    tail,
-                    Link {
-                        prev: tail_prev,
-                        next: Some(pfn),
-                    },
-                ),
+                Some((tail, tail_prev)) => links.write(tail, Link { prev: tail_prev, next: Some(pfn) }),
             }
             let prev = tails[o].map(|(tail, _)| tail);
             links.write(pfn, Link { prev, next: None });
@@ -695,10 +622,7 @@ struct Blocks {
 
 impl Blocks {
     fn new(start: Pfn, count: u64) -> Self {
-        Self {
-            next: start.0,
-            left: count,
-        }
+        Self { next: start.0, left: count }
     }
 }
 
@@ -731,10 +655,7 @@ mod tests {
     impl FrameLinks for MapLinks {
         fn read(&self, pfn: Pfn) -> Link {
             // Unwritten memory reads as garbage, not as a tidy empty link.
-            self.0.get(&pfn.0).copied().unwrap_or(Link {
-                prev: Some(Pfn(0xdead_beef)),
-                next: Some(Pfn(0xbad_f00d)),
-            })
+            self.0.get(&pfn.0).copied().unwrap_or(Link { prev: Some(Pfn(0xdead_beef)), next: Some(Pfn(0xbad_f00d)) })
         }
         fn write(&mut self, pfn: Pfn, link: Link) {
             self.0.insert(pfn.0, link);
@@ -746,13 +667,7 @@ mod tests {
         fn scribble(&mut self, start: Pfn, count: u64, seed: u64) {
             for i in 0..count {
                 let v = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i);
-                self.0.insert(
-                    start.0 + i,
-                    Link {
-                        prev: Some(Pfn(v)),
-                        next: Some(Pfn(v >> 3)),
-                    },
-                );
+                self.0.insert(start.0 + i, Link { prev: Some(Pfn(v)), next: Some(Pfn(v >> 3)) });
             }
         }
     }
@@ -806,10 +721,7 @@ mod tests {
                 META_RESERVED | META_ALLOCATED => {}
                 META_FREE_BODY => body_frames += 1,
                 m if m & META_FREE_HEAD != 0 => {
-                    assert!(
-                        listed.contains(&(a.base + i as u64)),
-                        "unlisted head at {i}"
-                    );
+                    assert!(listed.contains(&(a.base + i as u64)), "unlisted head at {i}");
                 }
                 m => panic!("bad metadata {m:#x} at {i}"),
             }
@@ -826,16 +738,10 @@ mod tests {
         let meta = Box::leak(vec![0u8; 10].into_boxed_slice());
         assert_eq!(
             BuddyAllocator::new(Pfn(0), 11, meta).err(),
-            Some(FrameError::MetadataTooSmall {
-                needed: 11,
-                got: 10
-            })
+            Some(FrameError::MetadataTooSmall { needed: 11, got: 10 })
         );
         let meta = Box::leak(vec![0u8; 10].into_boxed_slice());
-        assert_eq!(
-            BuddyAllocator::new(Pfn(u64::MAX), 2, meta).err(),
-            Some(FrameError::SpanOverflow)
-        );
+        assert_eq!(BuddyAllocator::new(Pfn(u64::MAX), 2, meta).err(), Some(FrameError::SpanOverflow));
         let f = fixture(100, 50);
         assert_eq!(f.alloc.free_frames(), 0);
         assert_eq!(f.alloc.frame_state(Pfn(100)), FrameState::Reserved);
@@ -852,10 +758,7 @@ mod tests {
         assert_eq!(order_for(1024), Some(10));
         assert_eq!(order_for(1025), None);
         assert_eq!(Link::from_raw(Link::default().to_raw()), Link::default());
-        let l = Link {
-            prev: Some(Pfn(0)),
-            next: Some(Pfn(7)),
-        };
+        let l = Link { prev: Some(Pfn(0)), next: Some(Pfn(7)) };
         assert_eq!(Link::from_raw(l.to_raw()), l);
     }
 
@@ -864,28 +767,14 @@ mod tests {
         let v: Vec<_> = Blocks::new(Pfn(3), 14).map(|(p, o)| (p.0, o)).collect();
         assert_eq!(v, [(3, 0), (4, 2), (8, 3), (16, 0)]);
         let v: Vec<_> = Blocks::new(Pfn(0), 3000).map(|(p, o)| (p.0, o)).collect();
-        assert_eq!(
-            v,
-            [
-                (0, 10),
-                (1024, 10),
-                (2048, 9),
-                (2560, 8),
-                (2816, 7),
-                (2944, 5),
-                (2976, 4),
-                (2992, 3)
-            ]
-        );
+        assert_eq!(v, [(0, 10), (1024, 10), (2048, 9), (2560, 8), (2816, 7), (2944, 5), (2976, 4), (2992, 3)]);
         assert_eq!(Blocks::new(Pfn(5), 0).count(), 0);
     }
 
     #[test]
     fn round_trip_and_coalesce() {
         let mut f = fixture(0, 4096);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(0), 4096)
-            .expect("add");
+        f.alloc.add_free_range(&mut f.links, Pfn(0), 4096).expect("add");
         assert_eq!(f.alloc.total_frames(), 4096);
         assert_eq!(f.alloc.free_frames(), 4096);
         assert_eq!(f.alloc.free_blocks(MAX_ORDER), 4);
@@ -922,9 +811,7 @@ mod tests {
     #[test]
     fn exhaustion_returns_none() {
         let mut f = fixture(0, 64);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(8), 40)
-            .expect("add");
+        f.alloc.add_free_range(&mut f.links, Pfn(8), 40).expect("add");
         let mut got = HashSet::new();
         while let Some(p) = f.alloc.alloc_frame(&mut f.links) {
             assert!((8..48).contains(&p.0));
@@ -950,12 +837,8 @@ mod tests {
     #[test]
     fn large_order_fails_when_fragmented() {
         let mut f = fixture(0, 16);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(0), 16)
-            .expect("add");
-        let frames: Vec<_> = (0..16)
-            .map(|_| f.alloc.alloc_frame(&mut f.links).expect("frame"))
-            .collect();
+        f.alloc.add_free_range(&mut f.links, Pfn(0), 16).expect("add");
+        let frames: Vec<_> = (0..16).map(|_| f.alloc.alloc_frame(&mut f.links).expect("frame")).collect();
         // Free every other frame: 8 free frames, no two adjacent.
         for p in frames.iter().filter(|p| p.0 % 2 == 0) {
             f.alloc.free_frame(&mut f.links, *p).expect("free");
@@ -969,61 +852,26 @@ mod tests {
     #[test]
     fn invalid_frees_are_rejected_without_damage() {
         let mut f = fixture(16, 64);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(16), 32)
-            .expect("add");
+        f.alloc.add_free_range(&mut f.links, Pfn(16), 32).expect("add");
         let p = f.alloc.alloc(&mut f.links, 2).expect("order 2");
         let before = (f.alloc.free_frames(), blocks_by_order(&f.alloc));
 
         let checks = [
-            (
-                f.alloc.free(&mut f.links, p, MAX_ORDER + 1),
-                FrameError::InvalidOrder(MAX_ORDER + 1),
-            ),
-            (
-                f.alloc.free(&mut f.links, Pfn(p.0 + 1), 2),
-                FrameError::Misaligned(Pfn(p.0 + 1)),
-            ),
-            (
-                f.alloc.free_frame(&mut f.links, Pfn(15)),
-                FrameError::OutOfRange(Pfn(15)),
-            ),
-            (
-                f.alloc.free_frame(&mut f.links, Pfn(80)),
-                FrameError::OutOfRange(Pfn(80)),
-            ),
-            (
-                f.alloc.free_contiguous(&mut f.links, Pfn(79), 2),
-                FrameError::OutOfRange(Pfn(80)),
-            ),
-            (
-                f.alloc.free_contiguous(&mut f.links, Pfn(79), u64::MAX),
-                FrameError::OutOfRange(Pfn(80)),
-            ),
+            (f.alloc.free(&mut f.links, p, MAX_ORDER + 1), FrameError::InvalidOrder(MAX_ORDER + 1)),
+            (f.alloc.free(&mut f.links, Pfn(p.0 + 1), 2), FrameError::Misaligned(Pfn(p.0 + 1))),
+            (f.alloc.free_frame(&mut f.links, Pfn(15)), FrameError::OutOfRange(Pfn(15))),
+            (f.alloc.free_frame(&mut f.links, Pfn(80)), FrameError::OutOfRange(Pfn(80))),
+            (f.alloc.free_contiguous(&mut f.links, Pfn(79), 2), FrameError::OutOfRange(Pfn(80))),
+            (f.alloc.free_contiguous(&mut f.links, Pfn(79), u64::MAX), FrameError::OutOfRange(Pfn(80))),
             // Reserved, never added.
-            (
-                f.alloc.free_frame(&mut f.links, Pfn(60)),
-                FrameError::NotAllocated(Pfn(60)),
-            ),
+            (f.alloc.free_frame(&mut f.links, Pfn(60)), FrameError::NotAllocated(Pfn(60))),
             // Free, never allocated.
-            (
-                f.alloc.free(&mut f.links, Pfn(p.0 ^ 4), 2),
-                FrameError::NotAllocated(Pfn(p.0 ^ 4)),
-            ),
+            (f.alloc.free(&mut f.links, Pfn(p.0 ^ 4), 2), FrameError::NotAllocated(Pfn(p.0 ^ 4))),
             // Block bigger than the allocation.
             // (whichever half is not `p` is free, and is the first bad frame)
-            (
-                f.alloc.free(&mut f.links, Pfn(p.0 & !7), 3),
-                FrameError::NotAllocated(Pfn(p.0 ^ 4)),
-            ),
-            (
-                f.alloc.add_free_range(&mut f.links, Pfn(40), 10),
-                FrameError::NotReserved(Pfn(40)),
-            ),
-            (
-                f.alloc.add_free_range(&mut f.links, Pfn(70), 20),
-                FrameError::OutOfRange(Pfn(80)),
-            ),
+            (f.alloc.free(&mut f.links, Pfn(p.0 & !7), 3), FrameError::NotAllocated(Pfn(p.0 ^ 4))),
+            (f.alloc.add_free_range(&mut f.links, Pfn(40), 10), FrameError::NotReserved(Pfn(40))),
+            (f.alloc.add_free_range(&mut f.links, Pfn(70), 20), FrameError::OutOfRange(Pfn(80))),
         ];
         for (got, want) in checks {
             assert_eq!(got, Err(want));
@@ -1032,15 +880,8 @@ mod tests {
         check_invariants(&f.alloc, &f.links);
 
         f.alloc.free(&mut f.links, p, 2).expect("free");
-        assert_eq!(
-            f.alloc.free(&mut f.links, p, 2),
-            Err(FrameError::NotAllocated(p)),
-            "double free"
-        );
-        assert_eq!(
-            f.alloc.free_frame(&mut f.links, Pfn(p.0 + 3)),
-            Err(FrameError::NotAllocated(Pfn(p.0 + 3)))
-        );
+        assert_eq!(f.alloc.free(&mut f.links, p, 2), Err(FrameError::NotAllocated(p)), "double free");
+        assert_eq!(f.alloc.free_frame(&mut f.links, Pfn(p.0 + 3)), Err(FrameError::NotAllocated(Pfn(p.0 + 3))));
         assert_eq!(f.alloc.free_frames(), 32);
         check_invariants(&f.alloc, &f.links);
         assert_eq!(f.alloc.link_repairs(), 0);
@@ -1049,25 +890,11 @@ mod tests {
     #[test]
     fn contiguous_runs_are_exact_and_aligned() {
         let mut f = fixture(0, 8192);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(1), 8000)
-            .expect("add");
+        f.alloc.add_free_range(&mut f.links, Pfn(1), 8000).expect("add");
         let start = f.alloc.free_frames();
         let mut runs = Vec::new();
-        for (count, align) in [
-            (1, 0),
-            (3, 0),
-            (5, 4),
-            (100, 0),
-            (513, 9),
-            (1024, 10),
-            (7, 10),
-            (2, 1),
-        ] {
-            let p = f
-                .alloc
-                .alloc_contiguous(&mut f.links, count, align)
-                .expect("run");
+        for (count, align) in [(1, 0), (3, 0), (5, 4), (100, 0), (513, 9), (1024, 10), (7, 10), (2, 1)] {
+            let p = f.alloc.alloc_contiguous(&mut f.links, count, align).expect("run");
             assert!(p.is_aligned(align), "{p:?} align {align}");
             for i in 0..count {
                 assert_eq!(f.alloc.frame_state(Pfn(p.0 + i)), FrameState::Allocated);
@@ -1085,16 +912,11 @@ mod tests {
         assert_eq!(f.alloc.free_frames(), start - used);
         assert_eq!(f.alloc.alloc_contiguous(&mut f.links, 0, 0), None);
         assert_eq!(f.alloc.alloc_contiguous(&mut f.links, 1025, 0), None);
-        assert_eq!(
-            f.alloc.alloc_contiguous(&mut f.links, 1, MAX_ORDER + 1),
-            None
-        );
+        assert_eq!(f.alloc.alloc_contiguous(&mut f.links, 1, MAX_ORDER + 1), None);
 
         let fresh = {
             let mut g = fixture(0, 8192);
-            g.alloc
-                .add_free_range(&mut g.links, Pfn(1), 8000)
-                .expect("add");
+            g.alloc.add_free_range(&mut g.links, Pfn(1), 8000).expect("add");
             blocks_by_order(&g.alloc)
         };
         for (p, count) in runs {
@@ -1102,9 +924,7 @@ mod tests {
                 f.alloc.free_contiguous(&mut f.links, p, count + 1),
                 Err(FrameError::NotAllocated(Pfn(p.0 + count)))
             );
-            f.alloc
-                .free_contiguous(&mut f.links, p, count)
-                .expect("free run");
+            f.alloc.free_contiguous(&mut f.links, p, count).expect("free run");
             check_invariants(&f.alloc, &f.links);
         }
         assert_eq!(f.alloc.free_frames(), start);
@@ -1114,22 +934,14 @@ mod tests {
     #[test]
     fn partial_frees_of_a_block() {
         let mut f = fixture(0, 64);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(0), 64)
-            .expect("add");
+        f.alloc.add_free_range(&mut f.links, Pfn(0), 64).expect("add");
         let p = f.alloc.alloc(&mut f.links, 4).expect("order 4");
         // Give back frames piecemeal, in an awkward order.
-        f.alloc
-            .free_contiguous(&mut f.links, Pfn(p.0 + 5), 7)
-            .expect("middle");
-        f.alloc
-            .free_frame(&mut f.links, Pfn(p.0 + 15))
-            .expect("last");
+        f.alloc.free_contiguous(&mut f.links, Pfn(p.0 + 5), 7).expect("middle");
+        f.alloc.free_frame(&mut f.links, Pfn(p.0 + 15)).expect("last");
         f.alloc.free_contiguous(&mut f.links, p, 5).expect("front");
         check_invariants(&f.alloc, &f.links);
-        f.alloc
-            .free_contiguous(&mut f.links, Pfn(p.0 + 12), 3)
-            .expect("rest");
+        f.alloc.free_contiguous(&mut f.links, Pfn(p.0 + 12), 3).expect("rest");
         assert_eq!(f.alloc.free_blocks(6), 1);
         assert_eq!(f.alloc.free_frames(), 64);
         check_invariants(&f.alloc, &f.links);
@@ -1140,18 +952,10 @@ mod tests {
         // Span not aligned, ranges with odd starts, a hole, and a range
         // added in two adjacent pieces that must coalesce.
         let mut f = fixture(1001, 3000);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(1003), 1)
-            .expect("single");
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(1005), 1018)
-            .expect("a");
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(2100), 100)
-            .expect("b1");
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(2200), 1801)
-            .expect("b2");
+        f.alloc.add_free_range(&mut f.links, Pfn(1003), 1).expect("single");
+        f.alloc.add_free_range(&mut f.links, Pfn(1005), 1018).expect("a");
+        f.alloc.add_free_range(&mut f.links, Pfn(2100), 100).expect("b1");
+        f.alloc.add_free_range(&mut f.links, Pfn(2200), 1801).expect("b2");
         assert_eq!(f.alloc.total_frames(), 1 + 1018 + 100 + 1801);
         assert_eq!(f.alloc.free_frames(), f.alloc.total_frames());
         check_invariants(&f.alloc, &f.links);
@@ -1173,15 +977,9 @@ mod tests {
         assert_eq!(f.alloc.free_frames(), f.alloc.total_frames());
         check_invariants(&f.alloc, &f.links);
         // The last pieces can be added later and merge with what is there.
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(1004), 1)
-            .expect("hole 1");
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(2023), 77)
-            .expect("hole 2");
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(1001), 2)
-            .expect("hole 3");
+        f.alloc.add_free_range(&mut f.links, Pfn(1004), 1).expect("hole 1");
+        f.alloc.add_free_range(&mut f.links, Pfn(2023), 77).expect("hole 2");
+        f.alloc.add_free_range(&mut f.links, Pfn(1001), 2).expect("hole 3");
         assert_eq!(f.alloc.free_frames(), 3000);
         check_invariants(&f.alloc, &f.links);
         assert_eq!(f.alloc.free_blocks(MAX_ORDER), 2);
@@ -1190,12 +988,8 @@ mod tests {
     #[test]
     fn corrupted_links_are_repaired_from_metadata() {
         let mut f = fixture(0, 256);
-        f.alloc
-            .add_free_range(&mut f.links, Pfn(0), 256)
-            .expect("add");
-        let frames: Vec<_> = (0..64)
-            .map(|_| f.alloc.alloc_frame(&mut f.links).expect("frame"))
-            .collect();
+        f.alloc.add_free_range(&mut f.links, Pfn(0), 256).expect("add");
+        let frames: Vec<_> = (0..64).map(|_| f.alloc.alloc_frame(&mut f.links).expect("frame")).collect();
         for p in frames.iter().step_by(2) {
             f.alloc.free_frame(&mut f.links, *p).expect("free");
         }
@@ -1239,9 +1033,7 @@ mod tests {
             while at < base + count {
                 let len = (1 + rng.below(1500)).min(base + count - at);
                 if rng.below(4) != 0 {
-                    f.alloc
-                        .add_free_range(&mut f.links, Pfn(at), len)
-                        .expect("add");
+                    f.alloc.add_free_range(&mut f.links, Pfn(at), len).expect("add");
                     usable[(at - base) as usize..(at - base + len) as usize].fill(true);
                 }
                 at += len + rng.below(40);
@@ -1259,9 +1051,7 @@ mod tests {
                         0 => f.alloc.alloc_frame(&mut f.links).map(|p| (p, 1, Some(0))),
                         1 => {
                             let order = rng.below(6) as u32;
-                            f.alloc
-                                .alloc(&mut f.links, order)
-                                .map(|p| (p, order_frames(order), Some(order)))
+                            f.alloc.alloc(&mut f.links, order).map(|p| (p, order_frames(order), Some(order)))
                         }
                         _ => {
                             let n = 1 + rng.below(300);
@@ -1291,27 +1081,17 @@ mod tests {
                     if rng.below(50) == 0 {
                         // Free one frame of the block alone, then once more.
                         let victim = Pfn(p.0 + rng.below(n));
-                        f.alloc
-                            .free_frame(&mut f.links, victim)
-                            .expect("first free");
-                        assert_eq!(
-                            f.alloc.free_frame(&mut f.links, victim),
-                            Err(FrameError::NotAllocated(victim))
-                        );
+                        f.alloc.free_frame(&mut f.links, victim).expect("first free");
+                        assert_eq!(f.alloc.free_frame(&mut f.links, victim), Err(FrameError::NotAllocated(victim)));
                         owned[(victim.0 - base) as usize] = false;
                         double_frees += 1;
                         for i in (0..n).filter(|&i| p.0 + i != victim.0) {
-                            f.alloc
-                                .free_frame(&mut f.links, Pfn(p.0 + i))
-                                .expect("rest");
+                            f.alloc.free_frame(&mut f.links, Pfn(p.0 + i)).expect("rest");
                         }
                     } else {
                         match order {
                             Some(o) => f.alloc.free(&mut f.links, p, o).expect("free"),
-                            None => f
-                                .alloc
-                                .free_contiguous(&mut f.links, p, n)
-                                .expect("free run"),
+                            None => f.alloc.free_contiguous(&mut f.links, p, n).expect("free run"),
                         }
                     }
                     for i in 0..n {
@@ -1325,21 +1105,12 @@ mod tests {
                 }
             }
             // The run must have covered the interesting paths.
-            assert!(
-                granted > 1000 && refused > 0 && double_frees > 0,
-                "{granted} {refused} {double_frees}"
-            );
+            assert!(granted > 1000 && refused > 0 && double_frees > 0, "{granted} {refused} {double_frees}");
             for (p, n, _) in live.drain(..) {
-                f.alloc
-                    .free_contiguous(&mut f.links, p, n)
-                    .expect("final free");
+                f.alloc.free_contiguous(&mut f.links, p, n).expect("final free");
             }
             assert_eq!(f.alloc.free_frames(), total);
-            assert_eq!(
-                blocks_by_order(&f.alloc),
-                fresh,
-                "seed {seed}: not fully coalesced"
-            );
+            assert_eq!(blocks_by_order(&f.alloc), fresh, "seed {seed}: not fully coalesced");
             assert_eq!(f.alloc.link_repairs(), 0);
             check_invariants(&f.alloc, &f.links);
         }

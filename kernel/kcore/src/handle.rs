@@ -272,7 +272,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 3 != 0 || model.is_empty() {
+            if !seed.is_multiple_of(3) || model.is_empty() {
                 let v = table.insert(step).unwrap();
                 assert!(model.insert(v, step).is_none(), "value handed out twice");
             } else {

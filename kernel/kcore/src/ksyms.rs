@@ -63,11 +63,8 @@ impl core::fmt::Display for EncodeError {
 
 /// Bytes [`encode`] would write for `symbols`.
 pub fn encoded_len(symbols: &[(u64, u32, &str)]) -> Result<usize, EncodeError> {
-    let mut len = symbols
-        .len()
-        .checked_mul(ENTRY_SIZE)
-        .and_then(|n| n.checked_add(HEADER_SIZE))
-        .ok_or(EncodeError::TooLarge)?;
+    let mut len =
+        symbols.len().checked_mul(ENTRY_SIZE).and_then(|n| n.checked_add(HEADER_SIZE)).ok_or(EncodeError::TooLarge)?;
     let strtab = len;
     for (index, &(_, _, name)) in symbols.iter().enumerate() {
         if name.len() > usize::from(u16::MAX) {
@@ -77,9 +74,7 @@ pub fn encoded_len(symbols: &[(u64, u32, &str)]) -> Result<usize, EncodeError> {
         if u32::try_from(len - strtab).is_err() {
             return Err(EncodeError::TooLarge);
         }
-        len = len
-            .checked_add(NAME_LEN_SIZE + name.len())
-            .ok_or(EncodeError::TooLarge)?;
+        len = len.checked_add(NAME_LEN_SIZE + name.len()).ok_or(EncodeError::TooLarge)?;
     }
     if u32::try_from(symbols.len()).is_err() || u32::try_from(strtab).is_err() {
         return Err(EncodeError::TooLarge);
@@ -92,9 +87,7 @@ pub fn encoded_len(symbols: &[(u64, u32, &str)]) -> Result<usize, EncodeError> {
 /// are left untouched.
 pub fn encode(symbols: &[(u64, u32, &str)], out: &mut [u8]) -> Result<usize, EncodeError> {
     let needed = encoded_len(symbols)?;
-    let out = out
-        .get_mut(..needed)
-        .ok_or(EncodeError::BufferTooSmall { needed })?;
+    let out = out.get_mut(..needed).ok_or(EncodeError::BufferTooSmall { needed })?;
     let strtab = HEADER_SIZE + symbols.len() * ENTRY_SIZE;
     let (header, rest) = out.split_at_mut(HEADER_SIZE);
     let (entries, strings) = rest.split_at_mut(strtab - HEADER_SIZE);
@@ -130,9 +123,7 @@ fn pack_entry(addr: u64, size: u32, name_off: u32) -> RawEntry {
     let [a0, a1, a2, a3, a4, a5, a6, a7] = addr.to_le_bytes();
     let [s0, s1, s2, s3] = size.to_le_bytes();
     let [n0, n1, n2, n3] = name_off.to_le_bytes();
-    [
-        a0, a1, a2, a3, a4, a5, a6, a7, s0, s1, s2, s3, n0, n1, n2, n3,
-    ]
+    [a0, a1, a2, a3, a4, a5, a6, a7, s0, s1, s2, s3, n0, n1, n2, n3]
 }
 
 fn unpack_entry(e: &RawEntry) -> (u64, u32, u32) {
@@ -179,13 +170,8 @@ impl<'a> SymbolTable<'a> {
         if strtab < entries_end {
             return None;
         }
-        let (entries, _) = bytes
-            .get(HEADER_SIZE..entries_end)?
-            .as_chunks::<ENTRY_SIZE>();
-        let table = Self {
-            entries,
-            strings: bytes.get(strtab..)?,
-        };
+        let (entries, _) = bytes.get(HEADER_SIZE..entries_end)?.as_chunks::<ENTRY_SIZE>();
+        let table = Self { entries, strings: bytes.get(strtab..)? };
         // Validate once so lookups are cheap; the table is small next to the
         // rest of the kernel and is parsed rarely.
         let mut prev_addr = 0;
@@ -212,11 +198,7 @@ impl<'a> SymbolTable<'a> {
     /// The symbol at `index` in address order.
     pub fn get(&self, index: usize) -> Option<Symbol<'a>> {
         let (addr, size, name_off) = unpack_entry(self.entries.get(index)?);
-        Some(Symbol {
-            addr,
-            size,
-            name: self.name_at(name_off)?,
-        })
+        Some(Symbol { addr, size, name: self.name_at(name_off)? })
     }
 
     /// All symbols in address order.
@@ -231,10 +213,7 @@ impl<'a> SymbolTable<'a> {
     /// one among equal starts). If its size is known and `addr` lies past its
     /// end, the address belongs to no symbol and `None` is returned.
     pub fn lookup(&self, addr: u64) -> Option<(&'a str, u64)> {
-        let index = self
-            .entries
-            .partition_point(|e| unpack_entry(e).0 <= addr)
-            .checked_sub(1)?;
+        let index = self.entries.partition_point(|e| unpack_entry(e).0 <= addr).checked_sub(1)?;
         let sym = self.get(index)?;
         let offset = addr - sym.addr;
         if sym.size != 0 && offset >= u64::from(sym.size) {
@@ -349,17 +328,11 @@ mod tests {
         let syms = sample();
         let needed = encoded_len(&syms).expect("len");
         let mut small = vec![0u8; needed - 1];
-        assert_eq!(
-            encode(&syms, &mut small),
-            Err(EncodeError::BufferTooSmall { needed })
-        );
+        assert_eq!(encode(&syms, &mut small), Err(EncodeError::BufferTooSmall { needed }));
         assert!(small.iter().all(|&b| b == 0), "nothing written on error");
         let long = "x".repeat(70_000);
         let syms = [(1, 1, "ok"), (2, 1, long.as_str())];
-        assert_eq!(
-            encoded_len(&syms),
-            Err(EncodeError::NameTooLong { index: 1 })
-        );
+        assert_eq!(encoded_len(&syms), Err(EncodeError::NameTooLong { index: 1 }));
         let max = "y".repeat(usize::from(u16::MAX));
         let syms = [(1, 1, max.as_str())];
         let mut buf = vec![0u8; 70_000];
@@ -374,10 +347,7 @@ mod tests {
         let n = encoded_len(&sample()).expect("len");
         // Every truncation short of the full table is rejected.
         for len in 0..n {
-            assert!(
-                SymbolTable::parse(&buf[..len]).is_none(),
-                "truncated to {len}"
-            );
+            assert!(SymbolTable::parse(&buf[..len]).is_none(), "truncated to {len}");
         }
         assert!(SymbolTable::parse(&buf[..n]).is_some());
 
@@ -398,9 +368,7 @@ mod tests {
         assert!(SymbolTable::parse(&patched(16, &u64::MAX.to_le_bytes())).is_none());
         // Invalid UTF-8 in a name: the first name's first byte.
         let strtab = 16 + 16 * sample().len();
-        let first = SymbolTable::parse(&buf)
-            .and_then(|t| t.get(0))
-            .expect("first");
+        let first = SymbolTable::parse(&buf).and_then(|t| t.get(0)).expect("first");
         assert_eq!(first.name, "_start");
         let name_off = u32::from_le_bytes(buf[28..32].try_into().expect("4 bytes")) as usize;
         assert!(SymbolTable::parse(&patched(strtab + name_off + 2, &[0xff])).is_none());

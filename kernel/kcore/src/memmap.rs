@@ -106,14 +106,7 @@ impl<const N: usize> Default for MemoryMap<N> {
 
 impl<const N: usize> MemoryMap<N> {
     pub const fn new() -> Self {
-        MemoryMap {
-            regions: [Region {
-                start: 0,
-                end: 0,
-                kind: RegionKind::Reserved,
-            }; N],
-            len: 0,
-        }
+        MemoryMap { regions: [Region { start: 0, end: 0, kind: RegionKind::Reserved }; N], len: 0 }
     }
 
     /// Adds `[start, start + len)`; empty or overflowing ranges are clamped or ignored.
@@ -149,11 +142,7 @@ impl<const N: usize> MemoryMap<N> {
         // is a few hundred and this runs once at boot.
         let mut points = [0u64; 512];
         let count = (self.len * 2).min(points.len());
-        for (i, region) in self.regions[..self.len]
-            .iter()
-            .enumerate()
-            .take(points.len() / 2)
-        {
+        for (i, region) in self.regions[..self.len].iter().enumerate().take(points.len() / 2) {
             points[2 * i] = region.start;
             points[2 * i + 1] = region.end;
         }
@@ -208,21 +197,12 @@ impl<const N: usize> MemoryMap<N> {
 
     /// Bytes of a given kind.
     pub fn total(&self, kind: RegionKind) -> u64 {
-        self.regions()
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(Region::len)
-            .sum()
+        self.regions().iter().filter(|r| r.kind == kind).map(Region::len).sum()
     }
 
     /// One past the highest RAM address.
     pub fn ram_end(&self) -> u64 {
-        self.regions()
-            .iter()
-            .filter(|r| r.kind.is_ram())
-            .map(|r| r.end)
-            .max()
-            .unwrap_or(0)
+        self.regions().iter().filter(|r| r.kind.is_ram()).map(|r| r.end).max().unwrap_or(0)
     }
 
     /// Turns every region of kind `from` into `to` (e.g. reclaiming the
@@ -253,19 +233,8 @@ mod tests {
 
     #[test]
     fn sorts_and_merges() {
-        let m = map(&[
-            (0x2000, 0x3000, Usable),
-            (0x0, 0x1000, Usable),
-            (0x1000, 0x2000, Usable),
-        ]);
-        assert_eq!(
-            m.regions(),
-            &[Region {
-                start: 0,
-                end: 0x3000,
-                kind: Usable
-            }]
-        );
+        let m = map(&[(0x2000, 0x3000, Usable), (0x0, 0x1000, Usable), (0x1000, 0x2000, Usable)]);
+        assert_eq!(m.regions(), &[Region { start: 0, end: 0x3000, kind: Usable }]);
     }
 
     #[test]
@@ -274,21 +243,9 @@ mod tests {
         assert_eq!(
             m.regions(),
             &[
-                Region {
-                    start: 0,
-                    end: 0x4000,
-                    kind: Usable
-                },
-                Region {
-                    start: 0x4000,
-                    end: 0x6000,
-                    kind: Reserved
-                },
-                Region {
-                    start: 0x6000,
-                    end: 0x10000,
-                    kind: Usable
-                },
+                Region { start: 0, end: 0x4000, kind: Usable },
+                Region { start: 0x4000, end: 0x6000, kind: Reserved },
+                Region { start: 0x6000, end: 0x10000, kind: Usable },
             ]
         );
     }
@@ -307,14 +264,7 @@ mod tests {
     #[test]
     fn usable_shrinks_to_pages() {
         let m = map(&[(0x9fc00, 0xa0000, Reserved), (0x0, 0x9fc00, Usable)]);
-        assert_eq!(
-            m.regions()[0],
-            Region {
-                start: 0,
-                end: 0x9f000,
-                kind: Usable
-            }
-        );
+        assert_eq!(m.regions()[0], Region { start: 0, end: 0x9f000, kind: Usable });
         assert_eq!(m.total(Reserved), 0x400);
     }
 
@@ -340,13 +290,6 @@ mod tests {
     fn retype_reclaims() {
         let mut m = map(&[(0, 0x1000, Usable), (0x1000, 0x2000, BootloaderReclaimable)]);
         m.retype(BootloaderReclaimable, Usable);
-        assert_eq!(
-            m.regions(),
-            &[Region {
-                start: 0,
-                end: 0x2000,
-                kind: Usable
-            }]
-        );
+        assert_eq!(m.regions(), &[Region { start: 0, end: 0x2000, kind: Usable }]);
     }
 }

@@ -65,13 +65,7 @@ fn image(mut args: Args) -> Result<ExitCode> {
     let output = args.path("--out")?.unwrap_or_else(kernel::image_path);
     args.finish()?;
     let stats = tools::ksyms::patch_file(&input, &output)?;
-    println!(
-        "ksyms: {} functions, {} of {} bytes -> {}",
-        stats.symbols,
-        stats.used,
-        stats.capacity,
-        output.display()
-    );
+    println!("ksyms: {} functions, {} of {} bytes -> {}", stats.symbols, stats.used, stats.capacity, output.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,22 +73,12 @@ fn iso(mut args: Args) -> Result<ExitCode> {
     let kernel = args.path("--kernel")?.unwrap_or_else(kernel::image_path);
     let module = args.path("--module")?;
     let cmdline = args.value("--cmdline")?.unwrap_or_default();
-    let output = args
-        .path("--out")?
-        .unwrap_or_else(|| tools::build_dir().join("magnetar.iso"));
+    let output = args.path("--out")?.unwrap_or_else(|| tools::build_dir().join("magnetar.iso"));
     args.finish()?;
     let dir = limine::find()?.ok_or_else(|| {
-        anyhow!(
-            "{}: the ISO needs a Limine binary release (LIMINE_DIR=/path/to/limine make iso)",
-            limine::MISSING_HINT
-        )
+        anyhow!("{}: the ISO needs a Limine binary release (LIMINE_DIR=/path/to/limine make iso)", limine::MISSING_HINT)
     })?;
-    let spec = limine::IsoSpec {
-        kernel: &kernel,
-        module: module.as_deref(),
-        cmdline: &cmdline,
-        output: &output,
-    };
+    let spec = limine::IsoSpec { kernel: &kernel, module: module.as_deref(), cmdline: &cmdline, output: &output };
     for note in limine::build_iso(&dir, &spec)? {
         println!("iso: {note}");
     }
@@ -109,9 +93,7 @@ fn run(mut args: Args) -> Result<ExitCode> {
     let cmdline = args.value("--cmdline")?.unwrap_or_default();
     let smp = args.parsed("--smp")?.unwrap_or(1);
     let mem = args.value("--mem")?.unwrap_or_else(|| "1G".into());
-    let timeout = args
-        .parsed("--timeout")?
-        .unwrap_or(tools::qemu::DEFAULT_TIMEOUT.as_secs());
+    let timeout = args.parsed("--timeout")?.unwrap_or(tools::qemu::DEFAULT_TIMEOUT.as_secs());
     let log = args.path("--log")?;
     let accel: Accel = args.parsed("--accel")?.unwrap_or(Accel::Tcg);
     let interactive = args.flag("--interactive");
@@ -121,10 +103,7 @@ fn run(mut args: Args) -> Result<ExitCode> {
         "auto" => match limine::find()? {
             Some(dir) => (BootPath::LimineBios, Some(dir)),
             None => {
-                println!(
-                    "run: {}: falling back to QEMU's PVH boot",
-                    limine::MISSING_HINT
-                );
+                println!("run: {}: falling back to QEMU's PVH boot", limine::MISSING_HINT);
                 (BootPath::Pvh, None)
             }
         },
@@ -146,19 +125,12 @@ fn run(mut args: Args) -> Result<ExitCode> {
     if let Some(dir) = limine_dir {
         run = run.limine_dir(dir);
     }
-    let limits = if interactive {
-        "interactive: quit with Ctrl-A X".to_string()
-    } else {
-        format!("timeout {timeout}s")
-    };
+    let limits =
+        if interactive { "interactive: quit with Ctrl-A X".to_string() } else { format!("timeout {timeout}s") };
     println!("run: boot {boot}, {smp} CPU(s), cmdline {cmdline:?}, {limits}");
     let outcome = run.run()?;
     print!("{}", outcome.report());
-    Ok(if outcome.kind.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if outcome.kind.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A minimal option parser: `--name value`, `--name=value` and `--flag`.
@@ -187,11 +159,7 @@ impl Args {
 
     fn value(&mut self, name: &str) -> Result<Option<String>> {
         let prefix = format!("{name}=");
-        let Some(i) = self
-            .rest
-            .iter()
-            .position(|a| a == name || a.starts_with(&prefix))
-        else {
+        let Some(i) = self.rest.iter().position(|a| a == name || a.starts_with(&prefix)) else {
             return Ok(None);
         };
         let arg = self.rest.remove(i);
@@ -214,20 +182,13 @@ impl Args {
         T::Err: std::fmt::Display,
     {
         self.value(name)?
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|e| anyhow!("{e}"))
-                    .with_context(|| format!("{name} {v}"))
-            })
+            .map(|v| v.parse::<T>().map_err(|e| anyhow!("{e}")).with_context(|| format!("{name} {v}")))
             .transpose()
     }
 
     fn finish(self) -> Result<()> {
         if !self.rest.is_empty() {
-            bail!(
-                "unexpected arguments: {} (see `mtool help`)",
-                self.rest.join(" ")
-            );
+            bail!("unexpected arguments: {} (see `mtool help`)", self.rest.join(" "));
         }
         Ok(())
     }
