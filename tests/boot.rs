@@ -95,6 +95,12 @@ fn expect_fault_panics(fault: &str, diagnostic: &str) {
     expect_kind(&outcome, OutcomeKind::KernelPanic);
     check(&outcome, outcome.log.contains(PANIC_MARKER), &format!("no `{PANIC_MARKER}` line"));
     check(&outcome, outcome.log.contains(diagnostic), &format!("no diagnostic `{diagnostic}`"));
+    // The backtrace is symbolised from the table the image builder fills in.
+    check(
+        &outcome,
+        outcome.log.lines().any(|l| l.trim_start().starts_with('#') && l.contains("kernel::raise_fault+")),
+        "backtrace does not name kernel::raise_fault",
+    );
 }
 
 /// The Limine install for the Limine tests, or `None` after printing that the test is skipped.

@@ -211,6 +211,8 @@ fn run_boot_actions() -> ! {
 }
 
 /// Deliberately faults, to test the diagnostic path (`fault=` on the command line).
+/// Never inlined: the boot tests look for it by name in the backtrace.
+#[inline(never)]
 fn raise_fault(kind: &str) {
     match kind {
         // SAFETY: faulting is the point; the exception handler panics.
