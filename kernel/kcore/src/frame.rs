@@ -1006,20 +1006,7 @@ mod tests {
         check_invariants(&f.alloc, &f.links);
     }
 
-    /// xorshift64*: tiny, deterministic, good enough to shuffle operations.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn randomized_stress() {

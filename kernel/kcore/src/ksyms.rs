@@ -376,17 +376,7 @@ mod tests {
         assert!(SymbolTable::parse(&patched(strtab + name_off, &[0xff, 0xff])).is_none());
     }
 
-    /// xorshift64*: tiny, deterministic.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn fuzz_never_panics() {

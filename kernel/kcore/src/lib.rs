@@ -28,3 +28,6 @@ pub mod memmap;
 pub mod port;
 pub mod trap;
 pub mod vmar;
+
+#[cfg(test)]
+mod test_rng;

@@ -907,15 +907,7 @@ mod tests {
         assert_eq!(PortQueue::new().user_cap, MAX_USER_PACKETS);
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum M {

@@ -329,16 +329,7 @@ mod tests {
         assert!(m.is_empty());
     }
 
-    /// Tiny xorshift PRNG so the test needs no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn randomized_against_bitmap_model() {

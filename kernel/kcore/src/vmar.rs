@@ -1039,20 +1039,7 @@ mod tests {
         Map { obj: u32, vmo_page: u64, perms: Perms, max: Perms },
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn pages_of(v: &T, n: usize) -> Vec<Option<Page>> {
         let mut out = vec![None; n];
