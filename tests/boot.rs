@@ -33,7 +33,21 @@ fn kernel() -> &'static Path {
 
 /// Boot with `cmdline` and return the outcome; `name` names the scratch directory.
 fn boot(name: &str, path: BootPath, smp: u32, cmdline: &str) -> Outcome {
-    let run = Run::new(kernel()).name(name).boot_path(path).smp(smp).cmdline(cmdline).timeout(TIMEOUT);
+    boot_with_memory(name, path, smp, DEFAULT_MEMORY_MIB, cmdline)
+}
+
+/// Memory the runner gives a guest unless told otherwise.
+const DEFAULT_MEMORY_MIB: u32 = 1024;
+
+/// [`boot`] with `memory_mib` MiB of RAM.
+fn boot_with_memory(name: &str, path: BootPath, smp: u32, memory_mib: u32, cmdline: &str) -> Outcome {
+    let run = Run::new(kernel())
+        .name(name)
+        .boot_path(path)
+        .smp(smp)
+        .mem(format!("{memory_mib}M"))
+        .cmdline(cmdline)
+        .timeout(TIMEOUT);
     match run.run() {
         Ok(outcome) => outcome,
         Err(e) => panic!("{name}: could not run QEMU: {e:#}"),
@@ -57,6 +71,11 @@ fn expect_kind(outcome: &Outcome, kind: OutcomeKind) {
 
 /// Assert a completed boot: debug-exit success, the loader line, every CPU online, memory totals.
 fn expect_booted(outcome: &Outcome, loader: &str, smp: u32) {
+    expect_booted_with_memory(outcome, loader, smp, DEFAULT_MEMORY_MIB);
+}
+
+/// [`expect_booted`] for a machine with `memory_mib` MiB of RAM.
+fn expect_booted_with_memory(outcome: &Outcome, loader: &str, smp: u32, memory_mib: u32) {
     expect_kind(outcome, OutcomeKind::Pass);
     let via = format!("boot: via {loader}");
     check(outcome, outcome.log.contains(&via), &format!("no `{via}` line"));
@@ -72,12 +91,12 @@ fn expect_booted(outcome: &Outcome, loader: &str, smp: u32) {
         totals.is_some_and(|l| l.contains("MiB") && l.contains("free")),
         "no `mm: memory total ... MiB, free ... MiB` line",
     );
-    // -m 1G: a little is reserved by the firmware, so just check the order of magnitude.
+    // A little is reserved by the firmware, so just check the order of magnitude.
     let total = totals.and_then(|l| number_after(l, "mm: memory total"));
     check(
         outcome,
-        total.is_some_and(|t| (512..=1024).contains(&t)),
-        &format!("memory total {total:?} MiB is not about 1 GiB"),
+        total.is_some_and(|t| (memory_mib / 2..=memory_mib).contains(&t)),
+        &format!("memory total {total:?} MiB is not about {memory_mib} MiB"),
     );
 }
 
@@ -127,6 +146,15 @@ fn pvh_boots_one_cpu() {
 fn pvh_boots_four_cpus() {
     let outcome = boot("pvh-smp4", BootPath::Pvh, 4, "test=boot");
     expect_booted(&outcome, "pvh", 4);
+}
+
+/// RAM above 4 GiB: the loader's identity map ends there, the direct map must
+/// not, and low-memory allocations (the AP trampoline's page table) must still
+/// find frames below 4 GiB.
+#[test]
+fn pvh_boots_with_memory_above_4g() {
+    let outcome = boot_with_memory("pvh-6g", BootPath::Pvh, 2, 6144, "test=boot");
+    expect_booted_with_memory(&outcome, "pvh", 2, 6144);
 }
 
 #[test]

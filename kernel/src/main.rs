@@ -94,7 +94,7 @@ pub fn kernel_main(info: BootInfo) -> ! {
     let Some(stack) = mm::kstack::KernelStack::new_with(&mut early) else { panic!("mm: no boot stack") };
     let (low, high) = stack.leak();
     percpu.add_stack(low, high);
-    EARLY_FRAMES.call_once(|| spin::Mutex::new(Some(early)));
+    *EARLY_FRAMES.lock() = Some(early);
     // SAFETY: the new tables map the kernel image at its link address and
     // the new stack; nothing on the loader's stack is used after the switch
     // (the boot info was copied into a static above).
@@ -102,12 +102,12 @@ pub fn kernel_main(info: BootInfo) -> ! {
 }
 
 /// Hands the early allocator across the stack switch.
-static EARLY_FRAMES: spin::Once<spin::Mutex<Option<mm::frame::EarlyAllocator>>> = spin::Once::new();
+static EARLY_FRAMES: spin::Mutex<Option<mm::frame::EarlyAllocator>> = spin::Mutex::new(None);
 
 extern "C" fn kernel_main_on_kernel_stack(_: u64) -> ! {
     let info = boot_info();
     mm::set_phys_offset(mm::PHYS_MAP_BASE);
-    let Some(early) = EARLY_FRAMES.get().and_then(|m| m.lock().take()) else { panic!("mm: early allocator lost") };
+    let Some(early) = EARLY_FRAMES.lock().take() else { panic!("mm: early allocator lost") };
     mm::frame::init(&info.memory_map, early);
     // The loader's memory (its page tables, stack, and boot-info pages) is
     // no longer used: everything needed was copied.

@@ -314,8 +314,46 @@ impl<'a> BuddyAllocator<'a> {
         if candidates == 0 {
             return None;
         }
-        let mut found = order + candidates.trailing_zeros();
+        let found = order + candidates.trailing_zeros();
         let pfn = self.pop(links, found)?;
+        Some(self.take(links, pfn, found, order))
+    }
+
+    /// Allocates an aligned block of `2^order` frames lying wholly below
+    /// `limit` (for hardware that can only reach low memory, such as a
+    /// page table loaded from 32-bit code).
+    ///
+    /// Unlike [`Self::alloc`] this scans the metadata from the bottom of the
+    /// span, so it costs up to one step per free block below `limit`; it is
+    /// meant for rare, boot-time requests.
+    pub fn alloc_below<L: FrameLinks + ?Sized>(&mut self, links: &mut L, order: u32, limit: Pfn) -> Option<Pfn> {
+        if order > MAX_ORDER {
+            return None;
+        }
+        let mut pfn = self.base;
+        while pfn.checked_add(order_frames(order))? <= limit.0.min(self.end) {
+            let m = self.meta[(pfn - self.base) as usize];
+            if m & META_FREE_HEAD == 0 {
+                pfn += 1;
+                continue;
+            }
+            let found = u32::from(m & META_ORDER_MASK);
+            if found < order {
+                pfn += order_frames(found);
+                continue;
+            }
+            let head = Pfn(pfn);
+            if !self.remove(links, head, found) {
+                return None;
+            }
+            return Some(self.take(links, head, found, order));
+        }
+        None
+    }
+
+    /// Turns the detached free block `pfn` of order `found` into an
+    /// allocated block of `order` at its start, returning the rest.
+    fn take<L: FrameLinks + ?Sized>(&mut self, links: &mut L, pfn: Pfn, mut found: u32, order: u32) -> Pfn {
         // Split off upper halves until the block has the requested order.
         while found > order {
             found -= 1;
@@ -325,7 +363,7 @@ impl<'a> BuddyAllocator<'a> {
         }
         self.fill_meta(pfn, order_frames(order), META_ALLOCATED);
         self.free_frames -= order_frames(order);
-        Some(pfn)
+        pfn
     }
 
     /// Frees a block previously obtained from [`Self::alloc`] with the same
@@ -731,6 +769,33 @@ mod tests {
 
     fn blocks_by_order(a: &BuddyAllocator<'_>) -> Vec<u64> {
         (0..=MAX_ORDER).map(|o| a.free_blocks(o)).collect()
+    }
+
+    #[test]
+    fn alloc_below_respects_the_limit() {
+        let mut f = fixture(0, 4096);
+        f.alloc.add_free_range(&mut f.links, Pfn(0), 4096).unwrap();
+        // Plain allocation may hand out any frame; the low ones must still
+        // be reachable on request, until the region below the limit is used up.
+        let limit = Pfn(100);
+        let mut low = Vec::new();
+        while let Some(pfn) = f.alloc.alloc_below(&mut f.links, 0, limit) {
+            assert!(pfn.0 < limit.0);
+            low.push(pfn.0);
+            check_invariants(&f.alloc, &f.links);
+        }
+        low.sort_unstable();
+        low.dedup();
+        assert_eq!(low.len(), 100);
+        // A block of order 3 needs 8 frames wholly below the limit.
+        for pfn in [8, 9, 10, 11, 12, 13, 14, 15] {
+            f.alloc.free_frame(&mut f.links, Pfn(pfn)).unwrap();
+        }
+        assert_eq!(f.alloc.alloc_below(&mut f.links, 3, Pfn(15)), None);
+        assert_eq!(f.alloc.alloc_below(&mut f.links, 3, Pfn(16)), Some(Pfn(8)));
+        assert_eq!(f.alloc.alloc_below(&mut f.links, MAX_ORDER + 1, Pfn(4096)), None);
+        check_invariants(&f.alloc, &f.links);
+        assert_eq!(f.alloc.free_frames(), 4096 - 100);
     }
 
     #[test]

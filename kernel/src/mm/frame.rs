@@ -127,6 +127,16 @@ pub fn alloc_zeroed_frame() -> Option<u64> {
     Some(phys)
 }
 
+/// Allocates one zeroed frame below physical address `limit` (rare: for
+/// structures hardware reads through 32-bit addresses).
+pub fn alloc_zeroed_frame_below(limit: u64) -> Option<u64> {
+    let pfn = FRAMES.lock().as_mut()?.alloc_below(&mut DirectMapLinks, 0, Pfn(limit / PAGE_SIZE))?;
+    let phys = pfn.0 * PAGE_SIZE;
+    // SAFETY: the frame was just allocated for us and is RAM in the direct map.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(phys)
+}
+
 /// Allocates `count` contiguous frames aligned to `2^align_order` frames.
 pub fn alloc_contiguous(count: u64, align_order: u32) -> Option<u64> {
     FRAMES.lock().as_mut()?.alloc_contiguous(&mut DirectMapLinks, count, align_order).map(|pfn| pfn.0 * PAGE_SIZE)

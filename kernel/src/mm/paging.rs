@@ -55,11 +55,27 @@ pub enum MapError {
     AlreadyMapped,
 }
 
-fn table(phys: u64) -> &'static mut PageTable {
+/// The page table in frame `phys`.
+///
+/// Callers own the table: either it is fresh and not yet reachable by any
+/// CPU, or it is part of the kernel's tables and they hold
+/// `KERNEL_TABLES_LOCK` (or run single-threaded at boot).
+pub(crate) fn table(phys: u64) -> &'static mut PageTable {
     // SAFETY: page-table frames are RAM reachable through the current
-    // physical offset, and all writers hold `KERNEL_TABLES_LOCK` (or run
-    // single-threaded at boot).
+    // physical offset; exclusive access is the caller's contract above.
     unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
+}
+
+/// Points the kernel half of the fresh root table `pml4` at the kernel's
+/// own page-directory-pointer tables, so every kernel mapping, present or
+/// future, is visible through it.
+pub fn share_kernel_half(pml4: u64) {
+    debug_assert_ne!(pml4, kernel_pml4());
+    let kernel = table(kernel_pml4());
+    let root = table(pml4);
+    for i in 256..512 {
+        root[i] = kernel[i].clone();
+    }
 }
 
 fn next_level(entry: &mut PageTableEntry, source: &mut dyn TableSource) -> Result<u64, MapError> {

@@ -23,7 +23,7 @@ use crate::mm::{self, frame, kstack::KernelStack, paging, PAGE_SIZE};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::PhysAddr;
 
 /// The most CPUs the kernel brings up.
@@ -249,36 +249,11 @@ impl Trampoline {
     }
 }
 
-/// A zeroed frame below 4 GiB (for the trampoline's PML4, which 32-bit code
-/// loads into CR3).
-fn frame_below_4g() -> Option<u64> {
-    let mut rejected = Vec::new();
-    let mut found = None;
-    while rejected.len() < 64 {
-        let Some(frame) = frame::alloc_zeroed_frame() else { break };
-        if frame < (1 << 32) {
-            found = Some(frame);
-            break;
-        }
-        rejected.push(frame);
-    }
-    for frame in rejected {
-        frame::free_frame(frame);
-    }
-    found
-}
-
-fn table(phys: u64) -> &'static mut PageTable {
-    // SAFETY: `phys` is a page-table frame this module allocated (RAM in
-    // the direct map) and only this module, on the boot CPU, writes it
-    // before any CPU uses it.
-    unsafe { &mut *(mm::phys_to_virt(phys) as *mut PageTable) }
-}
-
 /// Builds the trampoline's page table: the first 2 MiB identity-mapped
 /// (holding the trampoline page) plus the kernel half of the kernel's PML4.
 fn build_tables() -> Option<[u64; 3]> {
-    let pml4 = frame_below_4g();
+    // 32-bit code loads the root into CR3.
+    let pml4 = frame::alloc_zeroed_frame_below(1 << 32);
     let pdpt = frame::alloc_zeroed_frame();
     let pd = frame::alloc_zeroed_frame();
     let (Some(pml4), Some(pdpt), Some(pd)) = (pml4, pdpt, pd) else {
@@ -288,16 +263,11 @@ fn build_tables() -> Option<[u64; 3]> {
         }
         return None;
     };
-    table(pd)[0].set_addr(PhysAddr::new(0), F::PRESENT | F::WRITABLE | F::HUGE_PAGE);
-    table(pdpt)[0].set_addr(PhysAddr::new(pd), F::PRESENT | F::WRITABLE);
-    table(pml4)[0].set_addr(PhysAddr::new(pdpt), F::PRESENT | F::WRITABLE);
-    // SAFETY: the kernel PML4 is a live page table in the direct map; its
-    // kernel-half entries never change after boot, and it is only read here.
-    let kernel = unsafe { &*(mm::phys_to_virt(paging::kernel_pml4()) as *const PageTable) };
-    let trampoline = table(pml4);
-    for i in 256..512 {
-        trampoline[i] = kernel[i].clone();
-    }
+    // The three frames are fresh and not yet reachable by any CPU.
+    paging::table(pd)[0].set_addr(PhysAddr::new(0), F::PRESENT | F::WRITABLE | F::HUGE_PAGE);
+    paging::table(pdpt)[0].set_addr(PhysAddr::new(pd), F::PRESENT | F::WRITABLE);
+    paging::table(pml4)[0].set_addr(PhysAddr::new(pdpt), F::PRESENT | F::WRITABLE);
+    paging::share_kernel_half(pml4);
     Some([pml4, pdpt, pd])
 }
 
