@@ -208,3 +208,18 @@ fn limine_uefi_boots() {
         expect_booted(&outcome, "limine", 2);
     }
 }
+
+/// The in-kernel tests (`ktest!`) pass on two CPUs, and there is at least one.
+#[test]
+fn kernel_tests_pass() {
+    let outcome = boot("ktest", BootPath::Pvh, 2, "test=ktest");
+    expect_kind(&outcome, OutcomeKind::Pass);
+    let summary = outcome.lines_with("ktest: ").find(|l| l.contains(" passed, "));
+    let passed = summary.and_then(|l| number_after(l, "ktest:"));
+    check(&outcome, summary.is_some_and(|l| l.contains(" passed, 0 failed")), "no `ktest: N passed, 0 failed` line");
+    check(&outcome, passed.is_some_and(|n| n > 0), "no kernel test ran");
+    // Echoed so `make test` shows the in-kernel count next to the host ones.
+    if let Some(line) = summary {
+        println!("{}", line.trim());
+    }
+}

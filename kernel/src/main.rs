@@ -15,6 +15,8 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod boot;
+#[macro_use]
+mod ktest;
 mod log;
 mod mm;
 mod panic;
@@ -200,6 +202,9 @@ fn run_boot_actions() -> ! {
         acpi::reset();
     }
     ::log::debug!("mm: heap in use {} bytes", mm::heap::in_use());
+    if cmdline.get("test") == Some("ktest") {
+        ktest::run_and_exit(cmdline.get("ktest").unwrap_or(""));
+    }
     if cmdline.get("test") == Some("boot") {
         ::log::info!("test: boot test passed");
         qemu::exit(qemu::ExitCode::Success);
