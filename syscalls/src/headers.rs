@@ -129,6 +129,8 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Struct(&InfoCpuStats::C),
             I::Consts(&C_INFO_CPU_STATS),
             I::Struct(&InfoKmemStats::C),
+            I::Consts(&C_INFO_KERNEL_COUNTS),
+            I::Struct(&InfoKernelCounts::C),
             I::Struct(&InfoResource::C),
             I::Consts(&Property::C),
             I::Typedef(&t::mx_job_importance_t),

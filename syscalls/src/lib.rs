@@ -36,6 +36,7 @@ pub mod rights;
 pub mod signals;
 pub mod status;
 pub mod types;
+pub mod vdso;
 
 pub mod headers;
 pub mod table;

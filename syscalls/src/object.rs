@@ -384,6 +384,40 @@ c_struct! {
     }
 }
 
+c_consts! {
+    /// magnetar's accounting topic (not in Magenta): on the root resource,
+    /// live kernel objects, handles and memory, so tests can check that
+    /// everything a test process used came back.
+    pub const C_INFO_KERNEL_COUNTS: ConstGroup = ConstStyle::Define { fmt: Fmt::HexU, cast: None };
+    {
+        /// `mx_object_get_info` topic returning one `mx_info_kernel_counts_t`.
+        pub const INFO_KERNEL_COUNTS: u32 = 0x1000 => "MX_INFO_KERNEL_COUNTS";
+    }
+}
+
+c_struct! {
+    /// `MX_INFO_KERNEL_COUNTS`: what the kernel holds right now.
+    pub struct InfoKernelCounts as mx_info_kernel_counts_t, size 64;
+    {
+        /// Live kernel objects of every type.
+        @0 pub objects: u64 as "uint64_t objects";
+        /// Live handles in every process and message.
+        @8 pub handles: u64 as "uint64_t handles";
+        /// Pages committed to VMOs.
+        @16 pub committed_pages: u64 as "uint64_t committed_pages";
+        /// Live VMOs.
+        @24 pub vmos: u64 as "uint64_t vmos";
+        /// Bytes allocated from the kernel heap.
+        @32 pub heap_bytes: u64 as "uint64_t heap_bytes";
+        /// Free physical frames.
+        @40 pub free_frames: u64 as "uint64_t free_frames";
+        /// Live processes.
+        @48 pub processes: u64 as "uint64_t processes";
+        /// Live threads.
+        @56 pub threads: u64 as "uint64_t threads";
+    }
+}
+
 c_struct! {
     /// `MX_INFO_RESOURCE`.
     pub struct InfoResource as mx_info_resource_t, size 24;

@@ -80,6 +80,9 @@ c_consts! {
         pub const PA_VMO_KERNEL_FILE: u32 = 0x1C => "PA_VMO_KERNEL_FILE";
         /// A namespace directory.
         pub const PA_NS_DIR: u32 = 0x20 => "PA_NS_DIR";
+        /// A log handle for standard output and error (Magenta's value; arg =
+        /// the file descriptor). magnetar's runtimes print through it.
+        pub const PA_FDIO_LOGGER: u32 = 0x35 => "PA_FDIO_LOGGER";
         /// The root resource.
         pub const PA_RESOURCE: u32 = 0x3F => "PA_RESOURCE";
         /// User-defined 0.

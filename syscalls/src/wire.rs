@@ -30,7 +30,7 @@ macro_rules! wire_int {
     )*};
 }
 
-wire_int!(u8, u16, u32, u64, i32, i64);
+wire_int!(u8, u16, u32, u64, usize, i32, i64);
 
 impl<T: Wire + Copy + Default, const N: usize> Wire for [T; N] {
     const SIZE: usize = T::SIZE * N;

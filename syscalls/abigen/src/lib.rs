@@ -7,6 +7,9 @@
 //! | `syscalls/generated/dispatch.rs` | `SYSCALLS`: kernel decoding and `SyscallHandler` |
 //! | `syscalls/generated/user.rs` | `SYSCALLS`: `extern "C"` vDSO declarations |
 //! | `syscalls/generated/syscalls.md` | `SYSCALLS`: the syscall reference |
+//! | `syscalls/generated/vdso.S` | `SYSCALLS`: the vDSO (kernel entry, retry loops, vDSO-only calls) |
+//! | `syscalls/generated/libmagenta.S` | `SYSCALLS`: C stubs jumping through the vDSO table |
+//! | `syscalls/generated/vdso_calls.rs` | `SYSCALLS`: the Rust vDSO table and calls (`mx` crate) |
 //!
 //! `cargo run -p abigen -- --write` refreshes them; `cargo test -p abigen`
 //! fails when a checked-in file is stale.
@@ -22,6 +25,7 @@ use mx_abi::SYSCALLS;
 pub mod c;
 pub mod doc;
 pub mod rust;
+pub mod vdso;
 
 /// The command that rewrites every generated file.
 pub const REFRESH: &str = "cargo run -p abigen -- --write";
@@ -45,6 +49,9 @@ pub fn generate() -> Vec<Output> {
     out.push(Output { path: "syscalls/generated/dispatch.rs".into(), contents: rust::dispatch() });
     out.push(Output { path: "syscalls/generated/user.rs".into(), contents: rust::user() });
     out.push(Output { path: "syscalls/generated/syscalls.md".into(), contents: doc::reference() });
+    out.push(Output { path: "syscalls/generated/vdso.S".into(), contents: vdso::vdso_s() });
+    out.push(Output { path: "syscalls/generated/libmagenta.S".into(), contents: vdso::libmagenta_s() });
+    out.push(Output { path: "syscalls/generated/vdso_calls.rs".into(), contents: vdso::vdso_calls_rs() });
     out
 }
 

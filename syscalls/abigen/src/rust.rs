@@ -102,7 +102,7 @@ fn handler_ret(s: &SyscallDecl) -> (&'static str, &'static str) {
 
 /// `head(item, item, ...)tail` on one line if it fits in 120 columns after
 /// `indent`, else one item per line (rustfmt's layout).
-fn list(indent: &str, head: &str, items: &[String], tail: &str) -> String {
+pub(crate) fn list(indent: &str, head: &str, items: &[String], tail: &str) -> String {
     let one = format!("{indent}{head}{}{tail}", items.join(", "));
     if one.len() <= 120 {
         return one;
@@ -298,7 +298,7 @@ fn probe(out: &mut String, kernel: &[&SyscallDecl]) {
 // ---------------------------------------------------------------------------
 
 /// The Rust spelling of a C type in `extern "C"` declarations.
-fn ffi_type(c_type: &str) -> String {
+pub(crate) fn ffi_type(c_type: &str) -> String {
     match (c_type, classify(c_type)) {
         ("void", _) | (_, CType::Opaque) => "c_void".into(),
         ("char", _) => "c_char".into(),
@@ -307,7 +307,7 @@ fn ffi_type(c_type: &str) -> String {
     }
 }
 
-fn ffi_arg(a: &ArgDecl) -> String {
+pub(crate) fn ffi_arg(a: &ArgDecl) -> String {
     let ty = match a.kind {
         ArgKind::Value | ArgKind::Handle(_) => ffi_type(a.c_type),
         ArgKind::In(_) => format!("*const {}", ffi_type(a.c_type)),

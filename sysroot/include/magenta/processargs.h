@@ -71,6 +71,9 @@ typedef struct mx_proc_args {
 #define PA_VMO_KERNEL_FILE 0x1cu
 // A namespace directory.
 #define PA_NS_DIR          0x20u
+// A log handle for standard output and error (Magenta's value; arg =
+// the file descriptor). magnetar's runtimes print through it.
+#define PA_FDIO_LOGGER     0x35u
 // The root resource.
 #define PA_RESOURCE        0x3fu
 // User-defined 0.

@@ -303,6 +303,33 @@ typedef struct mx_info_kmem_stats {
     uint64_t other_bytes;
 } mx_info_kmem_stats_t;
 
+// magnetar's accounting topic (not in Magenta): on the root resource,
+// live kernel objects, handles and memory, so tests can check that
+// everything a test process used came back.
+
+// `mx_object_get_info` topic returning one `mx_info_kernel_counts_t`.
+#define MX_INFO_KERNEL_COUNTS 0x1000u
+
+// `MX_INFO_KERNEL_COUNTS`: what the kernel holds right now.
+typedef struct mx_info_kernel_counts {
+    // Live kernel objects of every type.
+    uint64_t objects;
+    // Live handles in every process and message.
+    uint64_t handles;
+    // Pages committed to VMOs.
+    uint64_t committed_pages;
+    // Live VMOs.
+    uint64_t vmos;
+    // Bytes allocated from the kernel heap.
+    uint64_t heap_bytes;
+    // Free physical frames.
+    uint64_t free_frames;
+    // Live processes.
+    uint64_t processes;
+    // Live threads.
+    uint64_t threads;
+} mx_info_kernel_counts_t;
+
 // `MX_INFO_RESOURCE`.
 typedef struct mx_info_resource {
     // `ResourceKind`.
