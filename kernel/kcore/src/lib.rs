@@ -12,6 +12,11 @@
 //! - [`port`]: a port's packet queue: FIFO over user, signal and trap packets,
 //!   per-trap packet pools with VCPU pause/resume accounting.
 //! - [`trap`]: the guest trap map behind `mx_guest_set_trap`.
+//! - [`bootfs`]: the boot filesystem directory reader.
+//! - [`elf`]: how a static ELF executable (or the vDSO) maps.
+//! - [`processargs`]: the bootstrap message, parsed and built.
+//!
+//! The last three are shared with userspace: the `mx` library re-exports them.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -20,12 +25,15 @@ extern crate alloc;
 
 pub mod acpi_s5;
 pub mod addr;
+pub mod bootfs;
 pub mod cmdline;
+pub mod elf;
 pub mod frame;
 pub mod handle;
 pub mod ksyms;
 pub mod memmap;
 pub mod port;
+pub mod processargs;
 pub mod trap;
 pub mod vmar;
 
