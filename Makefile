@@ -11,8 +11,20 @@ MTOOL   := $(CARGO) run --quiet -p tools --bin mtool --
 CMDLINE ?=
 SMP     ?= 2
 MEM     ?= 1G
+# `make run PROGRAM=prog.elf`: boot with a bootfs of init and that program only.
+PROGRAM ?=
 
-.PHONY: help build kernel run iso test check clean setup setup-rust bench fuzz
+# Userspace (see sysroot/README.md and userland/README.md).
+CC        ?= gcc
+USER_OUT  := target/$(TARGET)/release
+SYSROOT   := sysroot/lib
+# The one-line C link against the sysroot, without the output and the sources.
+USER_CC   := $(CC) -std=c11 -O2 -static -nostdlib -nostdinc -ffreestanding -fno-pic -no-pie \
+             -fno-stack-protector -isystem $$($(CC) -print-file-name=include) -I sysroot/include \
+             -T $(SYSROOT)/user.ld -Wl,-z,max-page-size=4096 -Wl,--build-id=none $(SYSROOT)/crt1.o
+USER_LIBS := -L$(SYSROOT) -lc -lmagenta -lgcc
+
+.PHONY: help build kernel run iso test check clean setup setup-rust bench fuzz vdso sysroot userland bootfs
 
 help:
 	@echo "make [build]  build the kernel and build/kernel.elf (symbol table filled)"
@@ -23,6 +35,8 @@ help:
 	@echo "make check    clippy (warnings are errors) and rustfmt --check"
 	@echo "make setup    install missing prerequisites (Rust target, QEMU, OVMF, xorriso, mtools)"
 	@echo "make clean    remove target/ and build/"
+	@echo "make userland build/vdso.so (+ vdso-layout.rs), the C sysroot, init, hello, hello-c and"
+	@echo "              build/bootfs.img; \`make run PROGRAM=prog.elf\` boots init + that program"
 
 setup-rust:
 	@tools/setup.sh rust
@@ -30,17 +44,50 @@ setup-rust:
 setup:
 	@tools/setup.sh all
 
-build: setup-rust
+build: setup-rust userland
 	$(CARGO) build -p kernel --target $(TARGET) --release
 	$(MTOOL) image
+
+# The vDSO (abigen's syscalls/generated/vdso.S) and the layout the kernel includes.
+vdso:
+	sysroot/vdso/build.sh build/vdso.so
+	$(MTOOL) vdso-layout --vdso build/vdso.so --out build/vdso-layout.rs
+
+# crt1.o, libc.a, libmagenta.a and user.ld in sysroot/lib.
+sysroot:
+	sysroot/build.sh $(SYSROOT)
+
+# The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
+userland: setup-rust vdso sysroot
+	$(CARGO) build -p init -p hello --target $(TARGET) --release
+	@mkdir -p build/bootfs
+	$(USER_CC) -o build/hello-c.elf userland/hello-c/hello.c $(USER_LIBS)
+	objcopy --strip-debug $(USER_OUT)/init build/bootfs/init
+	objcopy --strip-debug $(USER_OUT)/hello build/bootfs/hello
+	objcopy --strip-debug build/hello-c.elf build/bootfs/hello-c
+	printf 'bin/hello\nbin/hello-c\n' > build/bootfs/init.rc
+	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
+		build/bootfs/hello-c=bin/hello-c build/bootfs/init.rc=etc/init.rc
+
+# With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names.
+bootfs: userland
+	@test -n "$(PROGRAM)" || { echo "make bootfs: set PROGRAM=path/to/prog.elf" >&2; exit 1; }
+	@test -f "$(PROGRAM)" || { echo "make bootfs: $(PROGRAM) not found" >&2; exit 1; }
+	@mkdir -p build/bootfs
+	printf 'bin/%s\n' "$(notdir $(PROGRAM))" > build/bootfs/program.rc
+	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init "$(PROGRAM)=bin/$(notdir $(PROGRAM))" \
+		build/bootfs/program.rc=etc/init.rc
 
 kernel: build
 
 iso: setup build
-	$(MTOOL) iso --cmdline "$(CMDLINE)"
+	module=(); if [ -f build/bootfs.img ]; then module=(--module build/bootfs.img); fi; \
+	$(MTOOL) iso --cmdline "$(CMDLINE)" "$${module[@]}"
 
 run: setup build
-	$(MTOOL) run --boot auto --interactive --smp $(SMP) --mem $(MEM) --cmdline "$(CMDLINE)"
+	$(if $(PROGRAM),@$(MAKE) --no-print-directory bootfs PROGRAM="$(PROGRAM)")
+	module=(); if [ -f build/bootfs.img ]; then module=(--module build/bootfs.img); fi; \
+	$(MTOOL) run --boot auto --interactive --smp $(SMP) --mem $(MEM) --cmdline "$(CMDLINE)" "$${module[@]}"
 
 # `cargo test` of the default members (kcore, tools, boot-tests), then one summary line.
 # Boot tests that could not run print `skipped: ...`; they are counted as skipped, not passed.
@@ -54,10 +101,11 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p init -p hello --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean
-	rm -rf build
+	rm -rf build $(SYSROOT)
 
 bench fuzz:
 	@echo "make $@: not yet implemented" >&2

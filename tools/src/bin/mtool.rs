@@ -20,6 +20,12 @@ commands:
             --module FILE   boot module, loaded as /boot/bootfs
             --cmdline STR   kernel command line
             --out FILE      ISO (default build/magnetar.iso)
+  bootfs  write a boot filesystem image (format: tools/src/bootfs.rs)
+            --out FILE      image (default build/bootfs.img)
+            FILE=NAME ...   host file and its name in the image, e.g. build/init.rc=etc/init.rc
+  vdso-layout  write the vDSO layout the kernel includes (contract: sysroot/vdso/README.md)
+            --vdso FILE     the vDSO (default build/vdso.so)
+            --out FILE      Rust source (default build/vdso-layout.rs)
   run     boot the kernel in QEMU and report how the run ended
             --boot PATH     auto | pvh | limine-bios | limine-uefi (default auto: Limine BIOS
                             when a Limine install is found, else PVH)
@@ -52,6 +58,8 @@ fn real_main() -> Result<ExitCode> {
         "image" => image(args),
         "iso" => iso(args),
         "run" => run(args),
+        "bootfs" => bootfs(args),
+        "vdso-layout" => vdso_layout(args),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -83,6 +91,32 @@ fn iso(mut args: Args) -> Result<ExitCode> {
         println!("iso: {note}");
     }
     println!("iso: {} (Limine from {})", output.display(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bootfs(mut args: Args) -> Result<ExitCode> {
+    let out = args.path("--out")?.unwrap_or_else(|| tools::build_dir().join("bootfs.img"));
+    let specs = args.rest();
+    if specs.is_empty() {
+        bail!("bootfs needs at least one FILE=NAME");
+    }
+    let size = tools::bootfs::write_image(&specs, &out)?;
+    println!("bootfs: {} files, {size} bytes -> {}", specs.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vdso_layout(mut args: Args) -> Result<ExitCode> {
+    let so = args.path("--vdso")?.unwrap_or_else(tools::vdso::so_path);
+    let out = args.path("--out")?.unwrap_or_else(tools::vdso::layout_path);
+    args.finish()?;
+    let layout = tools::vdso::write_layout(&so, &out)?;
+    println!(
+        "vdso-layout: code {:#x} bytes, constants at {:#x}, {} return addresses -> {}",
+        layout.code_size,
+        layout.constants_offset,
+        layout.labels.len(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -184,6 +218,11 @@ impl Args {
         self.value(name)?
             .map(|v| v.parse::<T>().map_err(|e| anyhow!("{e}")).with_context(|| format!("{name} {v}")))
             .transpose()
+    }
+
+    /// The remaining arguments (after every option was taken); options left over are an error.
+    fn rest(self) -> Vec<String> {
+        self.rest
     }
 
     fn finish(self) -> Result<()> {
