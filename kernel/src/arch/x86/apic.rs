@@ -23,6 +23,8 @@ pub const SELF_TEST_VECTOR: u8 = 0xef;
 pub const TIMER_VECTOR: u8 = 0xf0;
 /// Cross-CPU function calls.
 pub const CALL_VECTOR: u8 = 0xf1;
+/// Reschedule requests: the target CPU re-checks its run queue.
+pub const RESCHEDULE_VECTOR: u8 = 0xf2;
 /// APIC internal errors (illegal vector, send/receive errors).
 pub const ERROR_VECTOR: u8 = 0xfe;
 /// Delivered, without an in-service bit, when an interrupt vanishes between

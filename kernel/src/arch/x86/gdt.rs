@@ -67,3 +67,16 @@ pub unsafe fn set_ist(percpu: &PerCpu, slot: u16, stack_top: u64) {
     // the CPU reads the TSS only on exception entry.
     unsafe { (*tss).interrupt_stack_table[usize::from(slot - 1)] = x86_64::VirtAddr::new(stack_top) };
 }
+
+/// Points this CPU's TSS.RSP0 (the stack an interrupt from user mode
+/// switches to) at `top`, the running thread's kernel stack top.
+///
+/// # Safety
+/// Must be called on `percpu`'s own CPU with interrupts off, and `top` must
+/// be the top of the kernel stack of the thread about to run there.
+pub unsafe fn set_kernel_stack(percpu: &PerCpu, top: u64) {
+    let tss = percpu.tss.get();
+    // SAFETY: only this CPU writes its TSS, with interrupts off; the CPU
+    // reads RSP0 only on a privilege change, which cannot happen meanwhile.
+    unsafe { (*tss).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
+}

@@ -5,7 +5,7 @@
 //! (it is needed before the heap exists); the others are allocated when they
 //! are brought up and never freed.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -25,7 +25,26 @@ pub struct PerCpu {
     pub gdt: core::cell::UnsafeCell<GlobalDescriptorTable<8>>,
     /// `[low, high)` ranges of every stack this CPU runs on.
     pub stacks: spin::Mutex<[(u64, u64); MAX_STACKS]>,
+    /// The running thread (a `*const sched::Thread`), null until the
+    /// scheduler runs on this CPU. Written by the scheduler with interrupts
+    /// off; read with one GS-relative load by [`current_thread_ptr`].
+    pub current_thread: AtomicPtr<()>,
+    /// Top of the running thread's kernel stack: where SYSCALL entry
+    /// switches to (TSS.RSP0 holds the same value for interrupts).
+    pub kernel_stack_top: AtomicU64,
+    /// Scratch slot for the user RSP during SYSCALL entry.
+    pub user_rsp_scratch: AtomicU64,
+    /// `[low, high)` of the running thread's kernel stack, for backtraces
+    /// (both 0 when the thread runs on one of `stacks`).
+    pub thread_stack: [AtomicU64; 2],
 }
+
+/// Offsets in [`PerCpu`] for GS-relative access from assembly.
+pub const CURRENT_THREAD_OFFSET: usize = core::mem::offset_of!(PerCpu, current_thread);
+#[allow(dead_code, reason = "for the SYSCALL entry to come")]
+pub const KERNEL_STACK_TOP_OFFSET: usize = core::mem::offset_of!(PerCpu, kernel_stack_top);
+#[allow(dead_code, reason = "for the SYSCALL entry to come")]
+pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
 
 // SAFETY: `self_ptr` is only ever read by its own CPU and points at 'static
 // data; every other field is Sync.
@@ -42,6 +61,10 @@ impl PerCpu {
             tss: core::cell::UnsafeCell::new(TaskStateSegment::new()),
             gdt: core::cell::UnsafeCell::new(GlobalDescriptorTable::empty()),
             stacks: spin::Mutex::new([(0, 0); MAX_STACKS]),
+            current_thread: AtomicPtr::new(core::ptr::null_mut()),
+            kernel_stack_top: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
+            thread_stack: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -55,6 +78,10 @@ impl PerCpu {
 
     /// Whether `[addr, addr+len)` lies within one of this CPU's stacks.
     pub fn on_stack(&self, addr: u64, len: u64) -> bool {
+        let (lo, hi) = (self.thread_stack[0].load(Ordering::Relaxed), self.thread_stack[1].load(Ordering::Relaxed));
+        if addr >= lo && addr.checked_add(len).is_some_and(|end| end <= hi) {
+            return true;
+        }
         // try_lock: the panic path must not wait on a lock it may hold.
         match self.stacks.try_lock() {
             Some(stacks) => {
@@ -117,6 +144,24 @@ pub fn try_current() -> Option<&'static PerCpu> {
     unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
     // SAFETY: the pointer came from `install*`, which only stores 'static blocks.
     unsafe { ptr.as_ref() }
+}
+
+/// The running thread's `sched::Thread` pointer (null before the
+/// scheduler runs on this CPU). One GS-relative load, so it cannot be torn
+/// by a migration to another CPU.
+#[inline]
+pub fn current_thread_ptr() -> *mut () {
+    if ONLINE.load(Ordering::Relaxed) == 0 {
+        return core::ptr::null_mut();
+    }
+    let ptr: *mut ();
+    // SAFETY: as in `try_current`, GS points at this CPU's block; the
+    // field is a pointer-sized atomic at a fixed offset.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) ptr, off = const CURRENT_THREAD_OFFSET,
+            options(nostack, readonly, preserves_flags))
+    };
+    ptr
 }
 
 /// The calling CPU's block. Panics if called before the boot CPU installed its own.
