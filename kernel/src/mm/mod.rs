@@ -44,6 +44,15 @@ pub(crate) fn set_phys_offset(offset: u64) {
     PHYS_OFFSET.store(offset, Ordering::Relaxed);
 }
 
+/// Copies RAM at physical address `phys` into `out` through the direct map
+/// (boot modules and other memory the kernel was handed).
+pub fn copy_from_phys(phys: u64, out: &mut [u8]) {
+    let virt = phys_to_virt(phys);
+    // SAFETY: callers pass RAM the boot information describes (modules),
+    // which the direct map covers; `out` is a distinct kernel buffer.
+    unsafe { core::ptr::copy_nonoverlapping(virt as *const u8, out.as_mut_ptr(), out.len()) };
+}
+
 /// Bytes managed by the frame allocator: (total, free).
 pub fn totals() -> (u64, u64) {
     let stats = frame::stats();

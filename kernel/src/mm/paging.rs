@@ -295,3 +295,193 @@ pub unsafe fn activate(pml4: u64, stack_top: u64, next: extern "C" fn(u64) -> !,
         )
     }
 }
+
+// ---------------------------------------------------------------- user tables
+//
+// A user address space is a root table of its own whose kernel half (entries
+// 256..512) points at the kernel's shared tables, and whose user half holds
+// tables only it uses. The owner (`vm::AddressSpace`) serialises every call
+// below on one root with its lock, which is what makes the `table()` accesses
+// exclusive.
+
+/// Number of root entries covering the user half.
+const USER_ROOT_ENTRIES: usize = 256;
+/// One past the last user-half address.
+const USER_HALF_END: u64 = 1 << 47;
+
+/// Allocates a root table for a new user address space: user half empty,
+/// kernel half shared. None when memory is exhausted.
+pub fn new_user_root() -> Option<u64> {
+    let pml4 = super::frame::alloc_zeroed_frame()?;
+    share_kernel_half(pml4);
+    Some(pml4)
+}
+
+/// Leaf flags for a user page: present, user, writable only with `write`,
+/// no-execute unless `execute` (when the CPU has NX).
+pub fn user_leaf_flags(write: bool, execute: bool) -> F {
+    let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
+    if write {
+        flags |= F::WRITABLE;
+    }
+    if !execute {
+        flags |= nx();
+    }
+    flags
+}
+
+fn user_next_level(entry: &mut PageTableEntry) -> Result<u64, MapError> {
+    if entry.is_unused() {
+        let frame = super::frame::alloc_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+        // Intermediate levels allow everything; the leaf decides.
+        entry.set_addr(PhysAddr::new(frame), F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE);
+    } else if entry.flags().contains(F::HUGE_PAGE) {
+        return Err(MapError::AlreadyMapped);
+    }
+    Ok(entry.addr().as_u64())
+}
+
+/// Maps the user page `virt` to `phys` with `flags` in the address space
+/// rooted at `pml4`, replacing any existing entry. Returns the frame the
+/// entry mapped before, if any (the caller flushes it from the TLBs).
+pub fn map_user_page(pml4: u64, virt: u64, phys: u64, flags: F) -> Result<Option<u64>, MapError> {
+    debug_assert!(virt < USER_HALF_END && virt.is_multiple_of(PAGE_SIZE));
+    let [i4, i3, i2, i1] = indices(virt);
+    let pdpt = user_next_level(&mut table(pml4)[i4])?;
+    let pd = user_next_level(&mut table(pdpt)[i3])?;
+    let pt = user_next_level(&mut table(pd)[i2])?;
+    let entry = &mut table(pt)[i1];
+    let old = (!entry.is_unused()).then(|| entry.addr().as_u64());
+    entry.set_addr(PhysAddr::new(phys), flags | F::PRESENT);
+    Ok(old)
+}
+
+/// The frame and flags the user page `virt` maps to, if present.
+pub fn translate_user(pml4: u64, virt: u64) -> Option<(u64, F)> {
+    if virt >= USER_HALF_END {
+        return None;
+    }
+    let mut phys = pml4;
+    for (level, index) in indices(virt).into_iter().enumerate() {
+        let entry = &table(phys)[index];
+        if entry.is_unused() || !entry.flags().contains(F::PRESENT) {
+            return None;
+        }
+        if level == 3 {
+            return Some((entry.addr().as_u64(), entry.flags()));
+        }
+        if entry.flags().contains(F::HUGE_PAGE) {
+            return None;
+        }
+        phys = entry.addr().as_u64();
+    }
+    None
+}
+
+/// Calls `visit(virt, entry)` for every present leaf entry of user pages in
+/// `[start, end)`, skipping absent tables (so a huge, sparse range is cheap).
+fn walk_user_range(pml4: u64, start: u64, end: u64, visit: &mut dyn FnMut(u64, &mut PageTableEntry)) {
+    let end = end.min(USER_HALF_END);
+    if start >= end {
+        return;
+    }
+    walk_level(pml4, 4, 0, start, end, visit);
+}
+
+fn walk_level(
+    table_phys: u64,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+    visit: &mut dyn FnMut(u64, &mut PageTableEntry),
+) {
+    let shift = 12 + 9 * (level - 1);
+    let first = (start.max(base) - base) >> shift;
+    let last = ((end - 1 - base) >> shift).min(511);
+    for i in first..=last {
+        let entry = &mut table(table_phys)[i as usize];
+        if entry.is_unused() {
+            continue;
+        }
+        let va = base + (i << shift);
+        if level == 1 {
+            visit(va, entry);
+        } else if !entry.flags().contains(F::HUGE_PAGE) {
+            walk_level(entry.addr().as_u64(), level - 1, va, start, end, visit);
+        }
+    }
+}
+
+/// Clears every user mapping in `[start, end)` and calls `unmapped(virt,
+/// phys)` for each one cleared. Page tables stay (they are freed with the
+/// root). The caller flushes the TLBs before reusing the frames.
+pub fn unmap_user_range(pml4: u64, start: u64, end: u64, unmapped: &mut dyn FnMut(u64, u64)) {
+    walk_user_range(pml4, start, end, &mut |va, entry| {
+        let phys = entry.addr().as_u64();
+        entry.set_unused();
+        unmapped(va, phys);
+    });
+}
+
+/// Sets the flags of every present user mapping in `[start, end)` to
+/// `flags` and calls `changed(virt)` for each one changed.
+pub fn protect_user_range(pml4: u64, start: u64, end: u64, flags: F, changed: &mut dyn FnMut(u64)) {
+    walk_user_range(pml4, start, end, &mut |va, entry| {
+        let flags = flags | F::PRESENT;
+        if entry.flags() != flags {
+            entry.set_flags(flags);
+            changed(va);
+        }
+    });
+}
+
+/// Frees the root `pml4` of a user address space and every user-half table
+/// under it (not the frames the leaves map). No CPU may still use it.
+pub fn free_user_root(pml4: u64) {
+    fn free_level(table_phys: u64, level: u32, entries: usize) {
+        if level > 1 {
+            for i in 0..entries {
+                let entry = &table(table_phys)[i];
+                if !entry.is_unused() && !entry.flags().contains(F::HUGE_PAGE) {
+                    free_level(entry.addr().as_u64(), level - 1, 512);
+                }
+            }
+        }
+        super::frame::free_frame(table_phys);
+    }
+    debug_assert_ne!(pml4, kernel_pml4());
+    free_level(pml4, 4, USER_ROOT_ENTRIES);
+}
+
+/// Loads `pml4` into CR3 on this CPU (which also flushes its non-global TLB
+/// entries, i.e. every user translation).
+///
+/// # Safety
+/// `pml4` must be the kernel's root or a root from [`new_user_root`] that
+/// stays allocated until this CPU loads another root.
+pub unsafe fn load_root(pml4: u64) {
+    // SAFETY: per the contract the root shares the kernel half (so the
+    // running code, stack and data stay mapped) and outlives its use.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) pml4, options(nostack, preserves_flags)) };
+}
+
+/// Copies `dst.len()` bytes at `offset` in the RAM frame `phys` into `dst`.
+/// The caller owns the frame (or it is read-only memory nobody writes).
+pub fn copy_from_frame(phys: u64, offset: usize, dst: &mut [u8]) {
+    assert!(offset.checked_add(dst.len()).is_some_and(|end| end <= PAGE_SIZE as usize));
+    let src = (phys_to_virt(phys) + offset as u64) as *const u8;
+    // SAFETY: the range lies inside one RAM frame reached through the
+    // direct map (asserted above), which the caller owns; `dst` is a
+    // distinct kernel buffer.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+}
+
+/// Copies `src` to `offset` in the RAM frame `phys`, which the caller owns.
+pub fn copy_to_frame(phys: u64, offset: usize, src: &[u8]) {
+    assert!(offset.checked_add(src.len()).is_some_and(|end| end <= PAGE_SIZE as usize));
+    let dst = (phys_to_virt(phys) + offset as u64) as *mut u8;
+    // SAFETY: as for `copy_from_frame`; the caller owns the frame, so no
+    // one else holds a reference to these bytes.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+}
