@@ -223,3 +223,39 @@ fn kernel_tests_pass() {
         println!("{}", line.trim());
     }
 }
+
+/// The boot filesystem `make` builds: init plus the sample programs.
+fn bootfs() -> PathBuf {
+    let path = tools::build_dir().join("bootfs.img");
+    assert!(path.exists(), "{} is missing: run `make build` (make test does) first", path.display());
+    path
+}
+
+/// User mode end to end: the kernel starts init from the boot filesystem;
+/// init loads the Rust and C sample programs through the vDSO's syscalls,
+/// both print through the debuglog and exit 0, and init's exit powers off.
+#[test]
+fn init_runs_programs_from_bootfs() {
+    for smp in [1, 4] {
+        let run = Run::new(kernel())
+            .name(&format!("userspace-smp{smp}"))
+            .boot_path(BootPath::Pvh)
+            .smp(smp)
+            .module(Some(bootfs()))
+            .timeout(TIMEOUT);
+        let outcome = match run.run() {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("could not run QEMU: {e:#}"),
+        };
+        expect_kind(&outcome, OutcomeKind::PowerOff);
+        for line in [
+            "log: hello: squares [1, 4, 9, 16, 25]",
+            "log: init: bin/hello exited with 0",
+            "log: hello from C on magnetar",
+            "log: init: bin/hello-c exited with 0",
+            "userboot: init exited with 0",
+        ] {
+            check(&outcome, outcome.log.contains(line), &format!("no `{line}` in the log"));
+        }
+    }
+}

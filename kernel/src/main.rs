@@ -19,9 +19,14 @@ mod boot;
 mod ktest;
 mod log;
 mod mm;
+mod object;
 mod panic;
+mod sched;
 mod sync;
+mod syscall;
 mod time;
+mod userboot;
+mod vm;
 
 use arch::x86::{cpu, gdt, percpu, qemu, trap};
 use boot::BootInfo;
@@ -87,6 +92,8 @@ pub fn kernel_main(info: BootInfo) -> ! {
     }
     gdt::load(percpu);
     trap::load_idt();
+    arch::x86::syscall::init_this_cpu();
+    trap::set_user_hooks(trap::UserHooks { returning: syscall::return_to_user, fatal: syscall::fatal_user_exception });
     log_memory_map(info);
 
     // Build the kernel's own page tables and continue on a guarded stack.
@@ -138,7 +145,9 @@ extern "C" fn kernel_main_on_kernel_stack(_: u64) -> ! {
     arch::x86::smp::start_other_cpus(platform);
     arch::x86::ipi::boot_self_test();
 
-    run_boot_actions()
+    // From here every CPU runs threads; this context becomes the boot
+    // CPU's idle thread and the boot actions run in a kernel thread.
+    sched::start(run_boot_actions)
 }
 
 /// Gives this CPU guarded stacks for NMI, #DF and #MC.
@@ -188,8 +197,9 @@ fn log_memory_map(info: &BootInfo) {
     }
 }
 
-/// What the command line asks for once the system is up.
-fn run_boot_actions() -> ! {
+/// What the command line asks for once the system is up (in the "boot"
+/// kernel thread).
+fn run_boot_actions() {
     let cmdline = cmdline();
     if let Some(kind) = cmdline.get("fault") {
         ::log::info!("test: raising fault {kind}");
@@ -209,10 +219,10 @@ fn run_boot_actions() -> ! {
         ::log::info!("test: boot test passed");
         qemu::exit(qemu::ExitCode::Success);
     }
-    ::log::info!("kernel: idle");
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
+    if !boot_info().modules().is_empty() {
+        userboot::run_init_and_power_off();
     }
+    ::log::info!("kernel: idle (no boot filesystem, so no init)");
 }
 
 /// Deliberately faults, to test the diagnostic path (`fault=` on the command line).

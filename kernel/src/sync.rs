@@ -19,6 +19,11 @@ impl<T> IrqSpinlock<T> {
         IrqSpinlock { inner: spin::Mutex::new(value) }
     }
 
+    /// The value, through exclusive access (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
     pub fn lock(&self) -> IrqSpinlockGuard<'_, T> {
         let interrupts_were_enabled = interrupts::are_enabled();
         interrupts::disable();

@@ -407,6 +407,7 @@ extern "C" fn ap_entry(start: u64) -> ! {
     crate::install_cpu_stacks(percpu);
     gdt::load(percpu);
     trap::load_idt();
+    super::syscall::init_this_cpu();
     // SAFETY: the kernel's tables map everything this CPU touches from now
     // on (kernel image, this stack, the heap); the trampoline's identity
     // map is no longer needed.
@@ -420,12 +421,16 @@ extern "C" fn ap_entry(start: u64) -> ! {
     register_online(percpu);
     log::debug!("smp: online, APIC id {}", percpu.apic_id.load(Ordering::Relaxed));
     start.online.store(true, Ordering::Release);
-    // Idle until there is a scheduler. Interrupts are off while checking
-    // for work, so a wake-up between the check and `hlt` is not lost
-    // (`sti` takes effect only after the `hlt`).
+    // Idle until the scheduler starts (it sends a reschedule IPI then).
+    // Interrupts are off while checking, so a wake-up between the check and
+    // `hlt` is not lost (`sti` takes effect only after the `hlt`).
     loop {
         x86_64::instructions::interrupts::disable();
         super::ipi::join_boot_self_test();
+        if crate::sched::is_ready() {
+            break;
+        }
         x86_64::instructions::interrupts::enable_and_hlt();
     }
+    crate::sched::enter_secondary()
 }

@@ -271,18 +271,30 @@ pub fn set_nmi_hook(hook: fn(&mut TrapFrame)) {
     NMI_HOOK.store(hook as usize, Ordering::Release);
 }
 
+/// What the layers above do about user mode: `returning` runs before every
+/// return to user mode from an interrupt (a thread told to die dies there);
+/// `fatal` takes an exception user mode cannot survive (vector, rip, fault
+/// address) and never returns.
+pub struct UserHooks {
+    pub returning: fn(),
+    pub fatal: fn(u64, u64, u64) -> !,
+}
+
+static USER_HOOKS: spin::Once<UserHooks> = spin::Once::new();
+
+/// Installs the user-mode hooks (once, at boot).
+pub fn set_user_hooks(hooks: UserHooks) {
+    USER_HOOKS.call_once(|| hooks);
+}
+
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector >= 32 {
-        let handler = IRQ_HANDLERS[vector as usize].load(Ordering::Acquire);
-        if handler != 0 {
-            // SAFETY: only `register_irq` stores non-zero values, and it
-            // stores `IrqHandler` function pointers.
-            let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(handler) };
-            handler(frame);
-        } else {
-            log::warn!("trap: spurious vector {vector} at rip {:#x}", frame.rip);
-            super::apic_eoi_if_needed(vector);
+        dispatch_irq(frame);
+        if frame.is_user_mode() {
+            if let Some(hooks) = USER_HOOKS.get() {
+                (hooks.returning)();
+            }
         }
         return;
     }
@@ -296,9 +308,59 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             return;
         }
     }
-    // No exception is survivable yet: user-mode faults will be routed to
-    // their process once processes exist. A kernel fault is a bug.
+    if vector == 14 && page_fault(frame) {
+        return;
+    }
+    if frame.is_user_mode() {
+        if let Some(hooks) = USER_HOOKS.get() {
+            let addr = if vector == 14 { read_cr2() } else { 0 };
+            (hooks.fatal)(vector, frame.rip, addr);
+        }
+    }
+    // A kernel fault is a bug.
     crate::panic::fatal_trap(frame);
+}
+
+fn dispatch_irq(frame: &mut TrapFrame) {
+    let vector = frame.vector;
+    let handler = IRQ_HANDLERS[vector as usize].load(Ordering::Acquire);
+    if handler != 0 {
+        // SAFETY: only `register_irq` stores non-zero values, and it stores
+        // `IrqHandler` function pointers.
+        let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(handler) };
+        handler(frame);
+    } else {
+        log::warn!("trap: spurious vector {vector} at rip {:#x}", frame.rip);
+        super::apic_eoi_if_needed(vector);
+    }
+}
+
+/// Routes a page fault on a user address, from user mode or from a
+/// user-copy routine, to the VM. Returns true if the faulting code can
+/// resume: the page was faulted in, or a user copy failed and resumes at
+/// its fixup. Anything else (a kernel fault elsewhere, an unresolved
+/// user-mode fault, until processes exist to take it) is fatal.
+fn page_fault(frame: &mut TrapFrame) -> bool {
+    let addr = read_cr2();
+    let from_user = frame.is_user_mode();
+    let fixup = if from_user { None } else { super::usercopy::fixup_for(frame.rip) };
+    if !from_user && fixup.is_none() {
+        return false;
+    }
+    super::usercopy::clac_if_smap();
+    match crate::vm::handle_page_fault(addr, frame.error_code, from_user) {
+        Ok(()) => true,
+        Err(fault) => match fixup {
+            Some(fixup) => {
+                frame.rip = fixup;
+                true
+            }
+            None => {
+                log::error!("trap: unresolved user page fault at {addr:#x}, rip {:#x}: {fault:?}", frame.rip);
+                false
+            }
+        },
+    }
 }
 
 /// Reads CR2 (the faulting address of the last page fault).

@@ -1,0 +1,262 @@
+//! Channels: two ends, each with a queue of messages (bytes and handles)
+//! written by the other end.
+
+#![forbid(unsafe_code)]
+
+use super::{Handle, KernelObject, ObjectBase};
+use crate::sched::{WaitQueue, WakeReason};
+use crate::sync::IrqSpinlock;
+use alloc::collections::VecDeque;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use mx_abi::{ObjType, Signals, Status};
+
+/// Largest message, in bytes and handles (`MX_CHANNEL_MAX_MSG_*`).
+pub const MAX_MSG_BYTES: usize = 65536;
+pub const MAX_MSG_HANDLES: usize = 64;
+
+pub struct Message {
+    pub bytes: Vec<u8>,
+    pub handles: Vec<Handle>,
+}
+
+impl Message {
+    /// The transaction id: the first four bytes, or 0 for a shorter message.
+    pub fn txid(&self) -> u32 {
+        match self.bytes.get(..4) {
+            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+}
+
+/// A thread in `channel_call` on this end, waiting for the reply whose
+/// txid matches: the reply goes straight to it, never into the queue.
+struct Caller {
+    txid: u32,
+    reply: IrqSpinlock<CallState>,
+    queue: WaitQueue,
+}
+
+enum CallState {
+    Waiting,
+    Replied(Message),
+    PeerClosed,
+}
+
+struct Inner {
+    peer: Weak<Channel>,
+    /// Messages written by the peer, oldest first.
+    queue: VecDeque<Message>,
+    /// Set once this end's last handle closed: nothing more is queued here.
+    closed: bool,
+    callers: Vec<Arc<Caller>>,
+}
+
+/// One end of a channel.
+pub struct Channel {
+    base: ObjectBase,
+    inner: IrqSpinlock<Inner>,
+    peer_koid: u64,
+}
+
+/// Why a read failed; sizes are those of the message that did not fit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    Status(Status),
+    TooSmall { bytes: usize, handles: usize },
+}
+
+impl Channel {
+    pub fn new_pair() -> (Arc<Channel>, Arc<Channel>) {
+        let a_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
+        let b_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
+        let (a_koid, b_koid) = (a_base.koid(), b_base.koid());
+        let empty = || Inner { peer: Weak::new(), queue: VecDeque::new(), closed: false, callers: Vec::new() };
+        let a = Arc::new(Channel { base: a_base, inner: IrqSpinlock::new(empty()), peer_koid: b_koid });
+        let b = Arc::new(Channel { base: b_base, inner: IrqSpinlock::new(empty()), peer_koid: a_koid });
+        a.inner.lock().peer = Arc::downgrade(&b);
+        b.inner.lock().peer = Arc::downgrade(&a);
+        (a, b)
+    }
+
+    fn peer_channel(&self) -> Option<Arc<Channel>> {
+        self.inner.lock().peer.upgrade()
+    }
+
+    /// Queues `message` on the other end. On failure the message (and its
+    /// handles) comes back to the caller.
+    pub fn write(&self, message: Message) -> Result<(), (Status, Message)> {
+        let Some(peer) = self.peer_channel() else { return Err((Status::PeerClosed, message)) };
+        let mut inner = peer.inner.lock();
+        if inner.closed {
+            return Err((Status::PeerClosed, message));
+        }
+        let txid = message.txid();
+        if let Some(i) = inner.callers.iter().position(|c| c.txid == txid) {
+            let caller = inner.callers.swap_remove(i);
+            drop(inner);
+            *caller.reply.lock() = CallState::Replied(message);
+            caller.queue.wake_all(0);
+            return Ok(());
+        }
+        if inner.queue.try_reserve(1).is_err() {
+            return Err((Status::NoMemory, message));
+        }
+        inner.queue.push_back(message);
+        let first = inner.queue.len() == 1;
+        drop(inner);
+        if first {
+            peer.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest message if it fits in `max_bytes` and `max_handles`.
+    /// A message that does not fit stays queued unless `may_discard`.
+    pub fn read(&self, max_bytes: usize, max_handles: usize, may_discard: bool) -> Result<Message, ReadError> {
+        let mut inner = self.inner.lock();
+        let Some(front) = inner.queue.front() else {
+            let status = if inner.peer.strong_count() == 0 || self.peer_closed() {
+                Status::PeerClosed
+            } else {
+                Status::ShouldWait
+            };
+            return Err(ReadError::Status(status));
+        };
+        let (bytes, handles) = (front.bytes.len(), front.handles.len());
+        if bytes > max_bytes || handles > max_handles {
+            if may_discard {
+                let dropped = inner.queue.pop_front();
+                let empty = inner.queue.is_empty();
+                drop(inner);
+                drop(dropped);
+                if empty {
+                    self.base.signals.update(Signals::CHANNEL_READABLE, Signals::NONE);
+                }
+            }
+            return Err(ReadError::TooSmall { bytes, handles });
+        }
+        let message = inner.queue.pop_front();
+        let empty = inner.queue.is_empty();
+        drop(inner);
+        if empty {
+            self.base.signals.update(Signals::CHANNEL_READABLE, Signals::NONE);
+        }
+        message.ok_or(ReadError::Status(Status::ShouldWait))
+    }
+
+    /// `channel_call`: writes `message` and waits until `deadline` for the
+    /// reply carrying the same txid. Write errors come back with the message
+    /// (its handles return to the caller); afterwards TIMED_OUT,
+    /// PEER_CLOSED, or INTERNAL_INTR_RETRY when the thread is interrupted.
+    pub fn call(&self, message: Message, deadline: u64) -> Result<Message, CallError> {
+        let caller = Arc::new(Caller {
+            txid: message.txid(),
+            reply: IrqSpinlock::new(CallState::Waiting),
+            queue: WaitQueue::new(),
+        });
+        {
+            let mut inner = self.inner.lock();
+            if inner.callers.try_reserve(1).is_err() {
+                return Err(CallError::Write(Status::NoMemory, message));
+            }
+            inner.callers.push(caller.clone());
+        }
+        if let Err((status, message)) = self.write(message) {
+            self.forget_caller(&caller);
+            return Err(CallError::Write(status, message));
+        }
+        loop {
+            let state = caller.reply.lock();
+            if !matches!(*state, CallState::Waiting) {
+                break;
+            }
+            match caller.queue.block(state, deadline) {
+                WakeReason::Woken(_) => {}
+                WakeReason::TimedOut => {
+                    self.forget_caller(&caller);
+                    break;
+                }
+                WakeReason::Interrupted => {
+                    self.forget_caller(&caller);
+                    if let CallState::Replied(reply) = core::mem::replace(&mut *caller.reply.lock(), CallState::Waiting)
+                    {
+                        // A reply that raced the interruption is queued normally.
+                        let _ = self.enqueue_local(reply);
+                    }
+                    return Err(CallError::Wait(Status::InternalIntrRetry));
+                }
+            }
+        }
+        let state = core::mem::replace(&mut *caller.reply.lock(), CallState::Waiting);
+        match state {
+            CallState::Replied(reply) => Ok(reply),
+            CallState::PeerClosed => Err(CallError::Wait(Status::PeerClosed)),
+            CallState::Waiting => Err(CallError::Wait(Status::TimedOut)),
+        }
+    }
+
+    fn forget_caller(&self, caller: &Arc<Caller>) {
+        self.inner.lock().callers.retain(|c| !Arc::ptr_eq(c, caller));
+    }
+
+    /// Puts a message on this end's own queue (a late call reply).
+    fn enqueue_local(&self, message: Message) -> Result<(), Status> {
+        let mut inner = self.inner.lock();
+        inner.queue.try_reserve(1).map_err(|_| Status::NoMemory)?;
+        inner.queue.push_back(message);
+        drop(inner);
+        self.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
+        Ok(())
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.base.signals.get().contains(Signals::CHANNEL_PEER_CLOSED)
+    }
+}
+
+impl KernelObject for Channel {
+    fn base(&self) -> &ObjectBase {
+        &self.base
+    }
+    fn obj_type(&self) -> ObjType {
+        ObjType::Channel
+    }
+    fn peer(&self) -> Option<Option<Arc<dyn KernelObject>>> {
+        Some(self.peer_channel().map(|p| p as Arc<dyn KernelObject>))
+    }
+    fn related_koid(&self) -> u64 {
+        self.peer_koid
+    }
+    fn on_zero_handles(&self) {
+        // Unread messages die with this end (their handles close after the
+        // lock is released); the peer sees PEER_CLOSED and can no longer write.
+        let (queue, peer) = {
+            let mut inner = self.inner.lock();
+            inner.closed = true;
+            (core::mem::take(&mut inner.queue), core::mem::take(&mut inner.peer))
+        };
+        drop(queue);
+        if let Some(peer) = peer.upgrade() {
+            let callers = {
+                let mut inner = peer.inner.lock();
+                inner.peer = Weak::new();
+                core::mem::take(&mut inner.callers)
+            };
+            peer.base.signals.update(Signals::CHANNEL_WRITABLE, Signals::CHANNEL_PEER_CLOSED);
+            for caller in callers {
+                *caller.reply.lock() = CallState::PeerClosed;
+                caller.queue.wake_all(0);
+            }
+        }
+    }
+}
+
+/// How `channel_call` failed.
+pub enum CallError {
+    /// The write failed; the message comes back.
+    Write(Status, Message),
+    /// The wait for the reply failed.
+    Wait(Status),
+}
