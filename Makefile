@@ -59,15 +59,18 @@ sysroot:
 
 # The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
 userland: setup-rust vdso sysroot
-	$(CARGO) build -p init -p hello --target $(TARGET) --release
+	$(CARGO) build -p init -p hello -p conformance --target $(TARGET) --release
 	@mkdir -p build/bootfs
 	$(USER_CC) -o build/hello-c.elf userland/hello-c/hello.c $(USER_LIBS)
 	objcopy --strip-debug $(USER_OUT)/init build/bootfs/init
 	objcopy --strip-debug $(USER_OUT)/hello build/bootfs/hello
 	objcopy --strip-debug build/hello-c.elf build/bootfs/hello-c
+	objcopy --strip-debug $(USER_OUT)/conformance build/bootfs/conformance
 	printf 'bin/hello\nbin/hello-c\n' > build/bootfs/init.rc
+	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
-		build/bootfs/hello-c=bin/hello-c build/bootfs/init.rc=etc/init.rc
+		build/bootfs/hello-c=bin/hello-c build/bootfs/conformance=bin/conformance \
+		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc
 
 # With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names.
 bootfs: userland
@@ -94,6 +97,10 @@ run: setup build
 test: setup build
 	@mkdir -p build
 	@status=0; $(CARGO) test --no-fail-fast 2>&1 | tee build/test.log || status=$$?; \
+	for log in build/runs/conformance-smp*/serial.log; do \
+		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
+		grep -ho 'syscalls: [0-9]* passed, [0-9]* failed' "$$log" || echo "syscalls: no summary line"; \
+	done; \
 	awk -v status=$$status -f tools/test-summary.awk build/test.log; \
 	exit $$status
 
@@ -101,7 +108,7 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p init -p hello --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p init -p hello -p conformance --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean

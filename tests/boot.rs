@@ -238,7 +238,7 @@ fn bootfs() -> PathBuf {
 fn init_runs_programs_from_bootfs() {
     for smp in [1, 4] {
         let run = Run::new(kernel())
-            .name(&format!("userspace-smp{smp}"))
+            .name(format!("userspace-smp{smp}"))
             .boot_path(BootPath::Pvh)
             .smp(smp)
             .module(Some(bootfs()))
@@ -255,6 +255,36 @@ fn init_runs_programs_from_bootfs() {
             "log: init: bin/hello-c exited with 0",
             "userboot: init exited with 0",
         ] {
+            check(&outcome, outcome.log.contains(line), &format!("no `{line}` in the log"));
+        }
+    }
+}
+
+/// The syscall conformance suite, in user mode at -smp 1 and 4: every case
+/// passes, and init finds the kernel's counts back at their baseline after
+/// the suite's process is gone. `make test` echoes the suite's summary line.
+#[test]
+fn conformance_suite_passes() {
+    for smp in [1, 4] {
+        let run = Run::new(kernel())
+            .name(format!("conformance-smp{smp}"))
+            .boot_path(BootPath::Pvh)
+            .smp(smp)
+            .module(Some(bootfs()))
+            .cmdline("init.rc=etc/conformance.rc")
+            .timeout(TIMEOUT);
+        let outcome = match run.run() {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("could not run QEMU: {e:#}"),
+        };
+        expect_kind(&outcome, OutcomeKind::PowerOff);
+        let summary = outcome.lines_with("syscalls: ").find(|l| l.contains(" passed, "));
+        check(
+            &outcome,
+            summary.is_some_and(|l| l.contains(" passed, 0 failed")),
+            "no `syscalls: N passed, 0 failed` line",
+        );
+        for line in ["bin/conformance: kernel counts back to baseline", "userboot: init exited with 0"] {
             check(&outcome, outcome.log.contains(line), &format!("no `{line}` in the log"));
         }
     }

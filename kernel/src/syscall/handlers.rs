@@ -117,7 +117,7 @@ impl Ctx {
     /// or nothing, in the contract's order (§5.10 step 6, then step 7).
     fn take_message_handles(&self, channel: &Arc<Channel>, values: &[u32]) -> Result<Vec<Handle>, Status> {
         let me = channel.koid();
-        self.process.handles.remove_many(values, |handle| {
+        self.process().handles.remove_many(values, |handle| {
             if handle.object().koid() == me {
                 return Err(Status::NotSupported);
             }
@@ -131,7 +131,7 @@ impl Ctx {
     /// Puts a failed write's handles back (their values change).
     fn restore_handles(&self, handles: Vec<Handle>) {
         for handle in handles {
-            let _ = self.process.handles.add(handle);
+            let _ = self.process().handles.add(handle);
         }
     }
 
@@ -159,10 +159,10 @@ impl Ctx {
         if message.handles.is_empty() {
             return Ok(());
         }
-        let values = self.process.handles.add_many(message.handles)?;
+        let values = self.process().handles.add_many(message.handles)?;
         if let Err(status) = usercopy::write_slice(handles, &values) {
             for value in values {
-                drop(self.process.handles.remove(value));
+                drop(self.process().handles.remove(value));
             }
             return Err(status);
         }
@@ -178,7 +178,7 @@ impl Ctx {
         }
         let (log, _) = self.typed::<Log>(handle)?;
         let data = usercopy::read_bytes(buffer, len, LOG_DATA_MAX)?;
-        log.write(options, &data, self.process.koid(), self.thread.koid())
+        log.write(options, &data, self.process().koid(), self.thread().koid())
     }
 
     fn log_read(&self, handle: HandleArg, options: u32, buffer: UserOut<u8>) -> MxResult<u32> {
@@ -235,13 +235,13 @@ impl SyscallHandler for Ctx {
 
     fn handle_close(&mut self, handle: Option<HandleArg>) -> MxResult {
         let Some(handle) = handle else { return Ok(()) };
-        let closed = self.process.handles.remove(handle.raw)?;
+        let closed = self.process().handles.remove(handle.raw)?;
         drop(closed);
         Ok(())
     }
 
     fn handle_duplicate(&mut self, handle: HandleArg, rights: Rights, out: HandleOut) -> MxResult {
-        let duplicate = self.process.handles.with(handle.raw, |h| {
+        let duplicate = self.process().handles.with(handle.raw, |h| {
             if !h.has_rights(handle.spec.rights) {
                 return Err(Status::AccessDenied);
             }
@@ -252,7 +252,7 @@ impl SyscallHandler for Ctx {
 
     fn handle_replace(&mut self, handle: HandleArg, rights: Rights, out: HandleOut) -> MxResult {
         // The source is consumed even when the call fails (decision 8).
-        let source = self.process.handles.remove(handle.raw)?;
+        let source = self.process().handles.remove(handle.raw)?;
         let result = source.derive(rights).and_then(|replacement| self.give(replacement, out));
         if result.is_err() {
             let _ = usercopy::write(out, &0u32);
@@ -268,7 +268,7 @@ impl SyscallHandler for Ctx {
         deadline: mx_time_t,
         observed: Option<UserOut<mx_signals_t>>,
     ) -> MxResult {
-        let (object, handle_id) = self.process.handles.with(handle.raw, |h| {
+        let (object, handle_id) = self.process().handles.with(handle.raw, |h| {
             if !h.has_rights(handle.spec.rights) {
                 return Err(Status::AccessDenied);
             }
@@ -298,7 +298,7 @@ impl SyscallHandler for Ctx {
         let mut waits = Vec::new();
         waits.try_reserve_exact(user_items.len()).map_err(|_| Status::NoMemory)?;
         for item in &user_items {
-            let (object, handle_id) = self.process.handles.with(item.handle, |h| {
+            let (object, handle_id) = self.process().handles.with(item.handle, |h| {
                 if !h.has_rights(Rights::READ) {
                     return Err(Status::AccessDenied);
                 }
@@ -328,7 +328,7 @@ impl SyscallHandler for Ctx {
         options: u32,
     ) -> MxResult {
         let (port, _) = self.typed::<Port>(port_handle)?;
-        let (object, handle_id) = self.process.handles.with(handle.raw, |h| {
+        let (object, handle_id) = self.process().handles.with(handle.raw, |h| {
             if !h.has_rights(handle.spec.rights) {
                 return Err(Status::AccessDenied);
             }
@@ -422,7 +422,7 @@ impl SyscallHandler for Ctx {
         avail_count: Option<UserOut<usize>>,
     ) -> MxResult {
         let lookup = |rights: Rights| {
-            self.process.handles.with(handle.raw, |h| {
+            self.process().handles.with(handle.raw, |h| {
                 if !h.has_rights(rights) {
                     return Err(Status::AccessDenied);
                 }
@@ -459,6 +459,21 @@ impl SyscallHandler for Ctx {
                 let (object, _) = lookup(Rights::ENUMERATE)?;
                 let process = crate::object::downcast::<Process>(object).ok_or(Status::WrongType)?;
                 self.copy_out_koids(&process.thread_koids(), buffer, buffer_size, actual_count, avail_count)
+            }
+            12 => {
+                let (object, _) = lookup(Rights::READ)?;
+                let process = crate::object::downcast::<Process>(object).ok_or(Status::WrongType)?;
+                if process.state() != crate::object::process::ProcessState::Running {
+                    return Err(Status::BadState);
+                }
+                let (mapped, private, shared, scaled) = process.aspace.memory_stats();
+                let record = mx_abi::object::InfoTaskStats {
+                    mem_mapped_bytes: mapped,
+                    mem_private_bytes: private,
+                    mem_shared_bytes: shared,
+                    mem_scaled_shared_bytes: scaled,
+                };
+                self.copy_out_info(&record, buffer, buffer_size, actual_count, avail_count)
             }
             7 => {
                 let (object, _) = lookup(Rights::NONE)?;
@@ -636,6 +651,7 @@ impl SyscallHandler for Ctx {
     }
 
     fn thread_exit(&mut self) -> ! {
+        self.release();
         super::exit_current_thread()
     }
 
@@ -672,7 +688,8 @@ impl SyscallHandler for Ctx {
     }
 
     fn process_exit(&mut self, retcode: i32) -> ! {
-        self.process.exit(retcode);
+        self.process().exit(retcode);
+        self.release();
         super::exit_current_thread()
     }
 
@@ -711,7 +728,7 @@ impl SyscallHandler for Ctx {
         if !Arc::ptr_eq(&thread.process, &process) {
             return Err(Status::AccessDenied);
         }
-        let arg = self.process.handles.remove_many(&[arg_handle.raw], |h| {
+        let arg = self.process().handles.remove_many(&[arg_handle.raw], |h| {
             if h.has_rights(Rights::TRANSFER) {
                 Ok(())
             } else {
@@ -789,7 +806,7 @@ impl SyscallHandler for Ctx {
 
     fn port_cancel(&mut self, handle: HandleArg, source: HandleArg, key: u64) -> MxResult {
         let (port, _) = self.typed::<Port>(handle)?;
-        let (object, handle_id) = self.process.handles.with(source.raw, |h| {
+        let (object, handle_id) = self.process().handles.with(source.raw, |h| {
             if !h.has_rights(source.spec.rights) {
                 return Err(Status::AccessDenied);
             }
@@ -958,7 +975,7 @@ impl SyscallHandler for Ctx {
         mapped_addr: UserOut<usize>,
     ) -> MxResult {
         let (vmar, vmar_rights) = self.typed::<VmarObject>(vmar_handle)?;
-        let (vmo, vmo_rights) = self.process.handles.get_as::<VmoObject>(vmo_handle.raw, Rights::NONE)?;
+        let (vmo, vmo_rights) = self.process().handles.get_as::<VmoObject>(vmo_handle.raw, Rights::NONE)?;
         if !vmo_rights.contains(Rights::MAP) {
             return Err(Status::AccessDenied);
         }

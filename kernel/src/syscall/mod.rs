@@ -28,29 +28,59 @@ pub mod vdso_layout {
 }
 
 /// The calling thread's view of the system during one syscall.
+///
+/// It owns its references as `Option`s so the calls that never return
+/// (`thread_exit`, `process_exit`) can let go of them first: the frames
+/// below are abandoned, and what they held would never be released.
 pub struct Ctx {
-    pub thread: Arc<ThreadObject>,
-    pub process: Arc<Process>,
+    thread: Option<Arc<ThreadObject>>,
+    process: Option<Arc<Process>>,
 }
 
 impl Ctx {
+    fn new(thread: Arc<ThreadObject>) -> Ctx {
+        let process = thread.process.clone();
+        Ctx { thread: Some(thread), process: Some(process) }
+    }
+
+    fn thread(&self) -> &Arc<ThreadObject> {
+        match &self.thread {
+            Some(thread) => thread,
+            // Only the exit calls release it, and they never come back.
+            None => unreachable!("syscall context used after release"),
+        }
+    }
+
+    fn process(&self) -> &Arc<Process> {
+        match &self.process {
+            Some(process) => process,
+            None => unreachable!("syscall context used after release"),
+        }
+    }
+
+    /// Drops the references, before a call that never returns.
+    fn release(&mut self) {
+        self.thread = None;
+        self.process = None;
+    }
+
     /// Resolves a handle argument as its declaration says.
     fn object(&self, arg: HandleArg) -> Result<(Arc<dyn KernelObject>, Rights), Status> {
-        self.process.handles.get(arg.raw, &arg.spec)
+        self.process().handles.get(arg.raw, &arg.spec)
     }
 
     /// Resolves a handle argument that must name a `T` (its declared rights
     /// checked first, then the type).
     fn typed<T: KernelObject>(&self, arg: HandleArg) -> Result<(Arc<T>, Rights), Status> {
-        self.process.handles.get_as::<T>(arg.raw, arg.spec.rights)
+        self.process().handles.get_as::<T>(arg.raw, arg.spec.rights)
     }
 
     /// Installs `handle` and writes its value to `out`; if the write faults
     /// the handle is closed again and INVALID_ARGS returned.
     fn give(&self, handle: Handle, out: HandleOut) -> Result<(), Status> {
-        let value = self.process.handles.add(handle)?;
+        let value = self.process().handles.add(handle)?;
         if let Err(status) = usercopy::write(out, &value) {
-            drop(self.process.handles.remove(value));
+            drop(self.process().handles.remove(value));
             return Err(status);
         }
         Ok(())
@@ -58,17 +88,17 @@ impl Ctx {
 
     /// As [`Self::give`] for two handles, all or nothing.
     fn give_pair(&self, first: (Handle, HandleOut), second: (Handle, HandleOut)) -> Result<(), Status> {
-        let a = self.process.handles.add(first.0)?;
-        let b = match self.process.handles.add(second.0) {
+        let a = self.process().handles.add(first.0)?;
+        let b = match self.process().handles.add(second.0) {
             Ok(b) => b,
             Err(status) => {
-                drop(self.process.handles.remove(a));
+                drop(self.process().handles.remove(a));
                 return Err(status);
             }
         };
         if let Err(status) = usercopy::write(first.1, &a).and_then(|()| usercopy::write(second.1, &b)) {
-            drop(self.process.handles.remove(a));
-            drop(self.process.handles.remove(b));
+            drop(self.process().handles.remove(a));
+            drop(self.process().handles.remove(b));
             return Err(status);
         }
         Ok(())
@@ -83,23 +113,26 @@ pub fn current_thread() -> Option<Arc<ThreadObject>> {
 /// Entry from the SYSCALL stub, on the thread's kernel stack with
 /// interrupts on.
 pub fn handle(frame: &mut SyscallFrame) {
-    let Some(thread) = current_thread() else {
-        // Only user threads can execute SYSCALL; this is unreachable.
-        frame.rax = Status::BadSyscall as i32 as i64 as u64;
-        return;
+    frame.rax = match current_thread() {
+        Some(thread) => {
+            let number = frame.rax;
+            let base = thread.process.vdso_base();
+            let offset = frame.rip.wrapping_sub(base);
+            let from_vdso = usize::try_from(number)
+                .ok()
+                .and_then(|n| vdso_layout::VDSO_SYSRET.get(n))
+                .is_some_and(|sites| base != 0 && sites.iter().any(|&site| site as u64 == offset));
+            if from_vdso {
+                let mut ctx = Ctx::new(thread);
+                mx_abi::dispatch::dispatch(&mut ctx, number, &frame.args())
+            } else {
+                Status::BadSyscall as i32 as i64 as u64
+            }
+        }
+        // Only user threads execute SYSCALL; this is unreachable.
+        None => Status::BadSyscall as i32 as i64 as u64,
     };
-    let process = thread.process.clone();
-    let number = frame.rax;
-    let from_vdso = usize::try_from(number).ok().and_then(|n| vdso_layout::VDSO_SYSRET.get(n)).is_some_and(|sites| {
-        let offset = frame.rip.wrapping_sub(process.vdso_base());
-        process.vdso_base() != 0 && sites.iter().any(|&site| site as u64 == offset)
-    });
-    frame.rax = if from_vdso {
-        let mut ctx = Ctx { thread, process };
-        mx_abi::dispatch::dispatch(&mut ctx, number, &frame.args())
-    } else {
-        Status::BadSyscall as i32 as i64 as u64
-    };
+    // Nothing of this call is held any more: the thread may die here.
     return_to_user();
 }
 

@@ -247,6 +247,44 @@ impl AddressSpace {
         })
     }
 
+    /// `MX_INFO_TASK_STATS`: (mapped bytes, committed bytes of VMOs mapped
+    /// only here, committed bytes of VMOs also mapped elsewhere, this space's
+    /// share of those).
+    pub fn memory_stats(&self) -> (u64, u64, u64, u64) {
+        let (mut mapped, mut private, mut shared, mut scaled) = (0, 0, 0, 0);
+        let mut seen: alloc::vec::Vec<*const Vmo> = alloc::vec::Vec::new();
+        let mut vmos: alloc::vec::Vec<Arc<Vmo>> = alloc::vec::Vec::new();
+        {
+            let state = self.state.lock();
+            for node in state.vmars.values() {
+                for child in node.v.iter() {
+                    if let Region::Mapping(mapping) = &child.region {
+                        mapped += child.size;
+                        let vmo = &mapping.object.vmo;
+                        if !seen.contains(&Arc::as_ptr(vmo))
+                            && seen.try_reserve(1).is_ok()
+                            && vmos.try_reserve(1).is_ok()
+                        {
+                            seen.push(Arc::as_ptr(vmo));
+                            vmos.push(vmo.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for vmo in vmos {
+            let committed = vmo.committed_bytes();
+            match vmo.mapping_spaces() {
+                0 | 1 => private += committed,
+                n => {
+                    shared += committed;
+                    scaled += committed / n as u64;
+                }
+            }
+        }
+        (mapped, private, shared, scaled)
+    }
+
     /// Loads this address space on the calling CPU (the scheduler calls it
     /// when switching to one of its threads). Nothing happens if it is
     /// already loaded here.

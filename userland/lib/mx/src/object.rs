@@ -88,13 +88,18 @@ impl Handle {
 
     /// `mx_object_get_info` for a topic with one record of type `T`.
     pub fn info<T: Wire>(&self, topic: InfoTopic) -> Result<T> {
+        self.info_raw(topic as u32)
+    }
+
+    /// `mx_object_get_info` for a topic by number (magnetar's own topics
+    /// such as `MX_INFO_KERNEL_COUNTS` are not in Magenta's enumeration).
+    pub fn info_raw<T: Wire>(&self, topic: u32) -> Result<T> {
         let mut buf = [0u8; 128];
         let size = T::SIZE.min(buf.len());
         let (mut actual, mut avail) = (0usize, 0usize);
         // SAFETY: `buf` is valid for `size` bytes; the counts are valid out-pointers.
-        let raw = unsafe {
-            sys::mx_object_get_info(self.0, topic as u32, buf.as_mut_ptr().cast(), size, &mut actual, &mut avail)
-        };
+        let raw =
+            unsafe { sys::mx_object_get_info(self.0, topic, buf.as_mut_ptr().cast(), size, &mut actual, &mut avail) };
         ok(raw)?;
         T::read(&buf[..size]).ok_or(Status::BufferTooSmall)
     }
