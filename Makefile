@@ -62,14 +62,17 @@ userland: setup-rust vdso sysroot
 	$(CARGO) build -p init -p hello -p conformance --target $(TARGET) --release
 	@mkdir -p build/bootfs
 	$(USER_CC) -o build/hello-c.elf userland/hello-c/hello.c $(USER_LIBS)
+	$(USER_CC) -Wall -Wextra -Werror -o build/c-conformance.elf userland/c-conformance/c_conformance.c $(USER_LIBS)
 	objcopy --strip-debug $(USER_OUT)/init build/bootfs/init
 	objcopy --strip-debug $(USER_OUT)/hello build/bootfs/hello
 	objcopy --strip-debug build/hello-c.elf build/bootfs/hello-c
+	objcopy --strip-debug build/c-conformance.elf build/bootfs/c-conformance
 	objcopy --strip-debug $(USER_OUT)/conformance build/bootfs/conformance
-	printf 'bin/hello\nbin/hello-c\n' > build/bootfs/init.rc
+	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\n' > build/bootfs/init.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
-		build/bootfs/hello-c=bin/hello-c build/bootfs/conformance=bin/conformance \
+		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance \
+		build/bootfs/conformance=bin/conformance \
 		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc
 
 # With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names.

@@ -232,8 +232,9 @@ fn bootfs() -> PathBuf {
 }
 
 /// User mode end to end: the kernel starts init from the boot filesystem;
-/// init loads the Rust and C sample programs through the vDSO's syscalls,
-/// both print through the debuglog and exit 0, and init's exit powers off.
+/// init loads the Rust and C sample programs and the C API checks through
+/// the vDSO's syscalls, all print through the debuglog and exit 0 with the
+/// kernel's counts back at baseline, and init's exit powers off.
 #[test]
 fn init_runs_programs_from_bootfs() {
     for smp in [1, 4] {
@@ -248,11 +249,14 @@ fn init_runs_programs_from_bootfs() {
             Err(e) => panic!("could not run QEMU: {e:#}"),
         };
         expect_kind(&outcome, OutcomeKind::PowerOff);
+        let c_summary = outcome.lines_with("log: c: ").find(|l| l.contains(" passed, "));
+        check(&outcome, c_summary.is_some_and(|l| l.contains(" passed, 0 failed")), "no `c: N passed, 0 failed` line");
         for line in [
             "log: hello: squares [1, 4, 9, 16, 25]",
             "log: init: bin/hello exited with 0",
             "log: hello from C on magnetar",
             "log: init: bin/hello-c exited with 0",
+            "log: init: bin/c-conformance exited with 0",
             "userboot: init exited with 0",
         ] {
             check(&outcome, outcome.log.contains(line), &format!("no `{line}` in the log"));

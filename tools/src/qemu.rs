@@ -508,6 +508,12 @@ pub fn find_ovmf() -> Result<(PathBuf, PathBuf)> {
         })
 }
 
+/// The exit code init reported before the power-off (`userboot: init
+/// exited with N`), if it did.
+pub fn init_exit_code(log: &str) -> Option<i32> {
+    log.lines().rev().find_map(|line| line.split("userboot: init exited with ").nth(1)?.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +526,9 @@ mod tests {
         assert_eq!(OutcomeKind::classify(Some(0), false, false, "[    1.0] cpu0 INFO  acpi: powering off\n"), PowerOff);
         assert_eq!(OutcomeKind::classify(Some(0), false, false, "booting\n"), TripleFaultOrReboot);
         assert_eq!(OutcomeKind::classify(Some(0), false, true, "booting\n"), Quit);
+        assert_eq!(init_exit_code("x\n[ 1.0] cpu0 INFO  userboot: init exited with 7\n"), Some(7));
+        assert_eq!(init_exit_code("[ 1.0] cpu0 INFO  userboot: init exited with -1\n"), Some(-1));
+        assert_eq!(init_exit_code("no init here\n"), None);
         assert_eq!(OutcomeKind::classify(Some(1), false, false, ""), QemuError(Some(1)));
         assert_eq!(OutcomeKind::classify(None, false, false, ""), QemuError(None));
         // A kill after the timeout is a hang, whatever the status says.

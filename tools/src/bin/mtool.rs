@@ -164,7 +164,16 @@ fn run(mut args: Args) -> Result<ExitCode> {
     println!("run: boot {boot}, {smp} CPU(s), cmdline {cmdline:?}, {limits}");
     let outcome = run.run()?;
     print!("{}", outcome.report());
-    Ok(if outcome.kind.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if !outcome.kind.is_success() {
+        return Ok(ExitCode::FAILURE);
+    }
+    // With userspace, the machine powers off when init exits; init's exit
+    // code (the last failing program's) becomes ours, so `make run
+    // PROGRAM=x` exits with x's code.
+    Ok(match tools::qemu::init_exit_code(&outcome.log) {
+        Some(code) => ExitCode::from(code as u8),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// A minimal option parser: `--name value`, `--name=value` and `--flag`.
