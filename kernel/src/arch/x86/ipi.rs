@@ -54,6 +54,14 @@ static CALL_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) };
 /// deadlock. It must not be called while holding a lock `func` takes, or
 /// one that other CPUs may spin on with interrupts off.
 pub fn call_on_others(func: &(dyn Fn() + Sync)) {
+    // With interrupts on, the caller could be preempted while holding the
+    // call lock, and a thread on the same CPU with interrupts off would then
+    // spin on it forever: the whole call runs with interrupts off (this CPU
+    // still answers others' requests while it waits, by polling).
+    x86_64::instructions::interrupts::without_interrupts(|| call_on_others_locked(func));
+}
+
+fn call_on_others_locked(func: &(dyn Fn() + Sync)) {
     let me = cpu_index();
     let _guard = loop {
         if let Some(guard) = CALL_LOCK.try_lock() {
