@@ -87,11 +87,28 @@ impl Channel {
     /// Queues `message` on the other end. On failure the message (and its
     /// handles) comes back to the caller.
     pub fn write(&self, message: Message) -> Result<(), (Status, Message)> {
-        let Some(peer) = self.peer_channel() else { return Err((Status::PeerClosed, message)) };
+        let mut slot = Some(message);
+        match self.write_with(|| slot.take().ok_or(Status::Internal)) {
+            Ok(()) => Ok(()),
+            Err(status) => Err((status, slot.unwrap_or(Message { bytes: Vec::new(), handles: Vec::new() }))),
+        }
+    }
+
+    /// Queues the message `build` makes on the other end. `build` runs only
+    /// once the write can no longer fail (the peer is open and there is room,
+    /// checked under the peer's lock), so a write refused for PEER_CLOSED or
+    /// NO_MEMORY never takes the caller's handles out of its table; an error
+    /// from `build` itself is returned as is.
+    pub fn write_with(&self, build: impl FnOnce() -> Result<Message, Status>) -> Result<(), Status> {
+        let Some(peer) = self.peer_channel() else { return Err(Status::PeerClosed) };
         let mut inner = peer.inner.lock();
         if inner.closed {
-            return Err((Status::PeerClosed, message));
+            return Err(Status::PeerClosed);
         }
+        if inner.queue.try_reserve(1).is_err() {
+            return Err(Status::NoMemory);
+        }
+        let message = build()?;
         let txid = message.txid();
         if let Some(i) = inner.callers.iter().position(|c| c.txid == txid) {
             let caller = inner.callers.swap_remove(i);
@@ -99,9 +116,6 @@ impl Channel {
             *caller.reply.lock() = CallState::Replied(message);
             caller.queue.wake_all(0);
             return Ok(());
-        }
-        if inner.queue.try_reserve(1).is_err() {
-            return Err((Status::NoMemory, message));
         }
         inner.queue.push_back(message);
         let first = inner.queue.len() == 1;
@@ -146,26 +160,35 @@ impl Channel {
         message.ok_or(ReadError::Status(Status::ShouldWait))
     }
 
-    /// `channel_call`: writes `message` and waits until `deadline` for the
-    /// reply carrying the same txid. Write errors come back with the message
-    /// (its handles return to the caller); afterwards TIMED_OUT,
-    /// PEER_CLOSED, or INTERNAL_INTR_RETRY when the thread is interrupted.
-    pub fn call(&self, message: Message, deadline: u64) -> Result<Message, CallError> {
+    /// `channel_call`: writes `bytes` with the handles `take_handles` gives
+    /// (as [`Self::write_with`]: only once the write cannot fail) and waits
+    /// until `deadline` for the reply carrying the same txid. Afterwards
+    /// TIMED_OUT, PEER_CLOSED, or INTERNAL_INTR_RETRY when the thread is
+    /// interrupted.
+    pub fn call(
+        &self,
+        bytes: Vec<u8>,
+        take_handles: impl FnOnce() -> Result<Vec<Handle>, Status>,
+        deadline: u64,
+    ) -> Result<Message, CallError> {
+        // The handles join the request only once the write cannot fail.
+        let request = Message { bytes, handles: Vec::new() };
         let caller = Arc::new(Caller {
-            txid: message.txid(),
+            txid: request.txid(),
             reply: IrqSpinlock::new(CallState::Waiting),
             queue: WaitQueue::new(),
         });
         {
             let mut inner = self.inner.lock();
             if inner.callers.try_reserve(1).is_err() {
-                return Err(CallError::Write(Status::NoMemory, message));
+                return Err(CallError::Write(Status::NoMemory));
             }
             inner.callers.push(caller.clone());
         }
-        if let Err((status, message)) = self.write(message) {
+        let bytes = request.bytes;
+        if let Err(status) = self.write_with(|| Ok(Message { bytes, handles: take_handles()? })) {
             self.forget_caller(&caller);
-            return Err(CallError::Write(status, message));
+            return Err(CallError::Write(status));
         }
         loop {
             let state = caller.reply.lock();
@@ -255,8 +278,8 @@ impl KernelObject for Channel {
 
 /// How `channel_call` failed.
 pub enum CallError {
-    /// The write failed; the message comes back.
-    Write(Status, Message),
+    /// The write failed; the caller's handles were not taken.
+    Write(Status),
     /// The wait for the reply failed.
     Wait(Status),
 }

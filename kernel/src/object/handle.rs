@@ -153,6 +153,20 @@ impl HandleTable {
         self.slots.lock().remove(value).map_err(bad)
     }
 
+    /// Checks several handles as [`Self::remove_many`] would (each must exist
+    /// and pass `check`, in array order, then all must be distinct) without
+    /// removing any.
+    pub fn check_many(&self, values: &[u32], check: impl Fn(&Handle) -> Result<(), Status>) -> Result<(), Status> {
+        let slots = self.slots.lock();
+        for &value in values {
+            check(slots.get(value).map_err(bad)?)?;
+        }
+        if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) {
+            return Err(Status::InvalidArgs);
+        }
+        Ok(())
+    }
+
     /// Removes several handles all-or-nothing: each must exist and pass
     /// `check` (in array order), then all must be distinct (INVALID_ARGS);
     /// on any failure nothing is removed.

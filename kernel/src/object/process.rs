@@ -40,6 +40,8 @@ pub struct Process {
     name: IrqSpinlock<([u8; NAME_LEN], usize)>,
     inner: IrqSpinlock<Inner>,
     vdso_base: AtomicU64,
+    /// The koid of the job it was created in (`related_koid`; 0 for init).
+    job_koid: AtomicU64,
 }
 
 /// Copies a name, cut to `NAME_LEN - 1` bytes.
@@ -63,8 +65,14 @@ impl Process {
             name: IrqSpinlock::new(name_buf(name)),
             inner: IrqSpinlock::new(Inner { state: ProcessState::Initial, threads: Vec::new(), return_code: 0 }),
             vdso_base: AtomicU64::new(0),
+            job_koid: AtomicU64::new(0),
         });
         Ok((process, root))
+    }
+
+    /// Records the job the process was created in.
+    pub fn set_job_koid(&self, koid: u64) {
+        self.job_koid.store(koid, Ordering::Relaxed);
     }
 
     pub fn name(&self) -> ([u8; NAME_LEN], usize) {
@@ -188,14 +196,25 @@ impl KernelObject for Process {
     fn obj_type(&self) -> ObjType {
         ObjType::Process
     }
+    fn related_koid(&self) -> u64 {
+        self.job_koid.load(Ordering::Relaxed)
+    }
     fn on_zero_handles(&self) {
         // A process nobody can reach and that never started cannot run:
-        // release what it holds (its table may hold handles to itself).
-        let never_started = self.inner.lock().state == ProcessState::Initial;
-        if never_started {
-            self.inner.lock().state = ProcessState::Dead;
-            self.handles.clear();
-            let _ = self.aspace.destroy();
+        // release what it holds (its table may hold handles to itself, and
+        // its never-started threads reference it back).
+        let threads = {
+            let mut inner = self.inner.lock();
+            if inner.state != ProcessState::Initial {
+                return;
+            }
+            inner.state = ProcessState::Dead;
+            core::mem::take(&mut inner.threads)
+        };
+        for thread in threads {
+            thread.kill();
         }
+        self.handles.clear();
+        let _ = self.aspace.destroy();
     }
 }

@@ -131,7 +131,7 @@ impl ThreadObject {
         self.finish();
     }
 
-    fn finish(self: &Arc<Self>) {
+    fn finish(&self) {
         self.base.signals.update(Signals::NONE, Signals::THREAD_TERMINATED);
         self.process.thread_exited(self);
     }
@@ -146,5 +146,17 @@ impl KernelObject for ThreadObject {
     }
     fn related_koid(&self) -> u64 {
         self.process.koid()
+    }
+    fn on_zero_handles(&self) {
+        // A thread that was never started and that nobody can name any more
+        // can never run: it dies (as if killed) and leaves its process, so
+        // it does not linger in MX_INFO_PROCESS_THREADS nor keep the
+        // process (which references it) alive.
+        let mut inner = self.inner.lock();
+        if inner.state == ThreadState::New {
+            inner.state = ThreadState::Dead;
+            drop(inner);
+            self.finish();
+        }
     }
 }

@@ -31,8 +31,8 @@ use mx_abi::*;
 /// UTC minus monotonic, set by `clock_adjust`.
 static UTC_OFFSET: AtomicI64 = AtomicI64::new(0);
 
-/// `mx_wait_async` options.
-const WAIT_ASYNC_REPEATING: u32 = 1;
+/// `mx_wait_async` options: 0 is ONCE, anything else REPEATING.
+const WAIT_ASYNC_ONCE: u32 = 0;
 /// Most items `object_wait_many` takes.
 const MAX_WAIT_ITEMS: u32 = 1024;
 /// Longest name of a process or thread.
@@ -48,6 +48,18 @@ const LOG_READ_RIGHTS: Rights = Rights::from_bits_retain(0x100f);
 
 fn status_of(result: Result<(), Status>) -> i32 {
     Status::raw_of(result.map(|()| 0))
+}
+
+/// What a handle sent in a message must be (§5.10 step 6): not the
+/// endpoint written (NOT_SUPPORTED), and transferable (ACCESS_DENIED).
+fn message_handle_check(endpoint: u64, handle: &Handle) -> Result<(), Status> {
+    if handle.object().koid() == endpoint {
+        return Err(Status::NotSupported);
+    }
+    if !handle.has_rights(Rights::TRANSFER) {
+        return Err(Status::AccessDenied);
+    }
+    Ok(())
 }
 
 fn read_name(ptr: UserIn<u8>, len: u32) -> Result<Vec<u8>, Status> {
@@ -117,15 +129,7 @@ impl Ctx {
     /// or nothing, in the contract's order (§5.10 step 6, then step 7).
     fn take_message_handles(&self, channel: &Arc<Channel>, values: &[u32]) -> Result<Vec<Handle>, Status> {
         let me = channel.koid();
-        self.process().handles.remove_many(values, |handle| {
-            if handle.object().koid() == me {
-                return Err(Status::NotSupported);
-            }
-            if !handle.has_rights(Rights::TRANSFER) {
-                return Err(Status::AccessDenied);
-            }
-            Ok(())
-        })
+        self.process().handles.remove_many(values, |handle| message_handle_check(me, handle))
     }
 
     /// Puts a failed write's handles back (their values change).
@@ -135,21 +139,26 @@ impl Ctx {
         }
     }
 
-    fn build_message(
+    /// Reads and checks what a write sends (§5.10 steps 3 to 7): the bytes,
+    /// and the handle values, each checked but left in the caller's table
+    /// until the write can no longer fail ([`Channel::write_with`]), so a
+    /// failed write leaves every handle with the caller under its value.
+    fn message_parts(
         &self,
         channel: &Arc<Channel>,
         bytes: UserIn<u8>,
         num_bytes: u32,
         handles: UserIn<mx_handle_t>,
         num_handles: u32,
-    ) -> Result<Message, Status> {
+    ) -> Result<(Vec<u8>, Vec<u32>), Status> {
         if num_bytes as usize > MAX_MSG_BYTES || num_handles as usize > MAX_MSG_HANDLES {
             return Err(Status::OutOfRange);
         }
         let data = usercopy::read_bytes(bytes, num_bytes as usize, MAX_MSG_BYTES)?;
         let values = if num_handles == 0 { Vec::new() } else { usercopy::read_slice(handles, num_handles as usize)? };
-        let handles = self.take_message_handles(channel, &values)?;
-        Ok(Message { bytes: data, handles })
+        let me = channel.koid();
+        self.process().handles.check_many(&values, |handle| message_handle_check(me, handle))?;
+        Ok((data, values))
     }
 
     /// Delivers a read message: bytes first, then the handles join the
@@ -338,7 +347,8 @@ impl SyscallHandler for Ctx {
             return Err(Status::NotSupported);
         }
         let sink: Arc<dyn PacketSink> = port;
-        object.base().signals.add_async(sink, key, signals, options == WAIT_ASYNC_REPEATING, handle_id)
+        // Any non-zero option is REPEATING, as in the 2017 code (contract §5.7).
+        object.base().signals.add_async(sink, key, signals, options != WAIT_ASYNC_ONCE, handle_id)
     }
 
     fn object_signal(&mut self, handle: HandleArg, clear_mask: u32, set_mask: u32) -> MxResult {
@@ -572,11 +582,8 @@ impl SyscallHandler for Ctx {
             return Err(Status::InvalidArgs);
         }
         let (channel, _) = self.typed::<Channel>(handle)?;
-        let message = self.build_message(&channel, bytes, num_bytes, handles, num_handles)?;
-        channel.write(message).map_err(|(status, message)| {
-            self.restore_handles(message.handles);
-            status
-        })
+        let (data, values) = self.message_parts(&channel, bytes, num_bytes, handles, num_handles)?;
+        channel.write_with(|| Ok(Message { bytes: data, handles: self.take_message_handles(&channel, &values)? }))
     }
 
     fn channel_call_noretry(
@@ -594,7 +601,7 @@ impl SyscallHandler for Ctx {
             return Err(Status::InvalidArgs);
         }
         let (channel, _) = self.typed::<Channel>(handle)?;
-        let message = self.build_message(
+        let (data, values) = self.message_parts(
             &channel,
             UserIn::new(args.wr_bytes as usize),
             args.wr_num_bytes,
@@ -607,12 +614,9 @@ impl SyscallHandler for Ctx {
             }
             Err(Status::CallFailed)
         };
-        let reply = match channel.call(message, deadline) {
+        let reply = match channel.call(data, || self.take_message_handles(&channel, &values), deadline) {
             Ok(reply) => reply,
-            Err(CallError::Write(status, message)) => {
-                self.restore_handles(message.handles);
-                return Err(status);
-            }
+            Err(CallError::Write(status)) => return Err(status),
             Err(CallError::Wait(Status::TimedOut)) => return Err(Status::TimedOut),
             Err(CallError::Wait(status)) => return fail(status),
         };
@@ -706,8 +710,9 @@ impl SyscallHandler for Ctx {
             return Err(Status::InvalidArgs);
         }
         let name = read_name(name, name_len)?;
-        let _job = self.typed::<Job>(job)?;
+        let (job, _) = self.typed::<Job>(job)?;
         let (process, root) = Process::create(&name)?;
+        process.set_job_koid(job.koid());
         self.give_pair(
             (Handle::new(process, PROCESS_RIGHTS), proc_handle),
             (Handle::new(VmarObject::new(root), ROOT_VMAR_RIGHTS), vmar_handle),
@@ -728,19 +733,20 @@ impl SyscallHandler for Ctx {
         if !Arc::ptr_eq(&thread.process, &process) {
             return Err(Status::AccessDenied);
         }
-        let arg = self.process().handles.remove_many(&[arg_handle.raw], |h| {
-            if h.has_rights(Rights::TRANSFER) {
-                Ok(())
-            } else {
-                Err(Status::AccessDenied)
-            }
-        })?;
+        let transferable = |h: &Handle| if h.has_rights(Rights::TRANSFER) { Ok(()) } else { Err(Status::AccessDenied) };
+        // Step 4, then the state check (5), with the handle still in place:
+        // on BAD_STATE the caller keeps it under its value.
+        self.process().handles.with(arg_handle.raw, transferable)??;
         let fresh = thread.state() == crate::object::thread::ThreadState::New;
-        if !fresh || process.mark_started().is_err() {
+        if !fresh || process.state() != crate::object::process::ProcessState::Initial {
+            return Err(Status::BadState);
+        }
+        let mut arg = self.process().handles.remove_many(&[arg_handle.raw], transferable)?;
+        if process.mark_started().is_err() {
+            // Lost a race with another start: give the handle back.
             self.restore_handles(arg);
             return Err(Status::BadState);
         }
-        let mut arg = arg;
         let moved = arg.pop().ok_or(Status::BadHandle)?;
         let value = process.handles.add(moved)?;
         thread.start(UserEntry { rip: entry as u64, rsp: stack as u64, arg1: u64::from(value), arg2: arg2 as u64 })
@@ -861,6 +867,8 @@ impl SyscallHandler for Ctx {
         actual: UserOut<usize>,
     ) -> MxResult {
         let (vmo, _) = self.typed::<VmoObject>(handle)?;
+        // Step 2: every page of the whole buffer, before the range checks.
+        usercopy::probe_writable(data.addr(), len)?;
         let available = vmo.vmo.size().checked_sub(offset).ok_or(Status::OutOfRange)?;
         offset.checked_add(len as u64).ok_or(Status::OutOfRange)?;
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
@@ -881,6 +889,8 @@ impl SyscallHandler for Ctx {
         actual: UserOut<usize>,
     ) -> MxResult {
         let (vmo, _) = self.typed::<VmoObject>(handle)?;
+        // Step 2: every page of the whole buffer, before the range checks.
+        usercopy::probe_readable(data.addr(), len)?;
         let available = vmo.vmo.size().checked_sub(offset).ok_or(Status::OutOfRange)?;
         offset.checked_add(len as u64).ok_or(Status::OutOfRange)?;
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
@@ -937,16 +947,17 @@ impl SyscallHandler for Ctx {
         child_vmar: HandleOut,
         child_addr: UserOut<usize>,
     ) -> MxResult {
-        let (parent, rights) = self.typed::<VmarObject>(parent_vmar_handle)?;
+        // The rights the CAN_MAP flags need are part of the lookup: checked
+        // before the type (§4).
         let flags = VmFlags::from_bits_retain(map_flags);
         let wanted = [
             (VmFlags::CAN_MAP_READ, Rights::READ),
             (VmFlags::CAN_MAP_WRITE, Rights::WRITE),
             (VmFlags::CAN_MAP_EXECUTE, Rights::EXECUTE),
         ];
-        if wanted.iter().any(|&(flag, right)| flags.contains(flag) && !rights.contains(right)) {
-            return Err(Status::AccessDenied);
-        }
+        let needed =
+            wanted.iter().filter(|&&(flag, _)| flags.contains(flag)).fold(Rights::NONE, |r, &(_, right)| r | right);
+        let (parent, _) = self.process().handles.get_as::<VmarObject>(parent_vmar_handle.raw, needed)?;
         let (child, base) = parent.vmar.allocate(offset as u64, size as u64, map_flags)?;
         let child_rights = Rights::from_bits_retain(kcore::vmar::child_vmar_rights(map_flags));
         let child = VmarObject::new(child);
@@ -994,16 +1005,17 @@ impl SyscallHandler for Ctx {
     }
 
     fn vmar_protect(&mut self, vmar_handle: HandleArg, addr: usize, len: usize, prot_flags: u32) -> MxResult {
-        let (vmar, rights) = self.typed::<VmarObject>(vmar_handle)?;
+        // The rights the PERM flags need are part of the lookup: checked
+        // before the type (§4).
         let flags = VmFlags::from_bits_retain(prot_flags);
         let wanted = [
             (VmFlags::PERM_READ, Rights::READ),
             (VmFlags::PERM_WRITE, Rights::WRITE),
             (VmFlags::PERM_EXECUTE, Rights::EXECUTE),
         ];
-        if wanted.iter().any(|&(flag, right)| flags.contains(flag) && !rights.contains(right)) {
-            return Err(Status::AccessDenied);
-        }
+        let needed =
+            wanted.iter().filter(|&&(flag, _)| flags.contains(flag)).fold(Rights::NONE, |r, &(_, right)| r | right);
+        let (vmar, _) = self.process().handles.get_as::<VmarObject>(vmar_handle.raw, needed)?;
         vmar.vmar.protect(addr as u64, len as u64, prot_flags)
     }
 

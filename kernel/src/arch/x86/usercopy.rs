@@ -140,6 +140,38 @@ pub fn copy_to_user(user_addr: usize, src: &[u8]) -> Result<(), Status> {
     }
 }
 
+/// Checks that every page of the user range `[addr, addr + len)` can be
+/// written, faulting each in, before anything is copied (Magenta touches
+/// the whole buffer of `mx_vmo_read` first): `INVALID_ARGS` otherwise. An
+/// empty range is fine whatever the address.
+pub fn probe_writable(addr: usize, len: usize) -> Result<(), Status> {
+    if len == 0 {
+        return Ok(());
+    }
+    check_range(addr, len)?;
+    crate::vm::prefault_for_write(addr as u64, len as u64).map_err(|_| Status::InvalidArgs)
+}
+
+/// Checks that every page of the user range `[addr, addr + len)` can be
+/// read, by reading one byte of each (and the last byte), before anything
+/// is copied (Magenta touches the whole buffer of `mx_vmo_write` first):
+/// `INVALID_ARGS` otherwise. An empty range is fine whatever the address.
+pub fn probe_readable(addr: usize, len: usize) -> Result<(), Status> {
+    if len == 0 {
+        return Ok(());
+    }
+    check_range(addr, len)?;
+    let page = crate::mm::PAGE_SIZE as usize;
+    let mut byte = [0u8; 1];
+    let mut at = addr;
+    let last = addr + (len - 1);
+    while at <= last {
+        copy_from_user(&mut byte, at)?;
+        at = (at & !(page - 1)) + page;
+    }
+    copy_from_user(&mut byte, last)
+}
+
 /// Bytes of `n` values of `T`, if that does not overflow.
 fn byte_len<T: Wire>(n: usize) -> Result<usize, Status> {
     T::SIZE.checked_mul(n).ok_or(Status::InvalidArgs)
