@@ -15,6 +15,7 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod boot;
+mod hypervisor;
 #[macro_use]
 mod ktest;
 mod log;

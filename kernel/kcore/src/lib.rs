@@ -12,6 +12,8 @@
 //! - [`port`]: a port's packet queue: FIFO over user, signal and trap packets,
 //!   per-trap packet pools with VCPU pause/resume accounting.
 //! - [`trap`]: the guest trap map behind `mx_guest_set_trap`.
+//! - [`x86decode`]: x86 instruction lengths, for guest MMIO exits.
+//! - [`x86paging`]: guest page-table walks, for fetching those instructions.
 //! - [`bootfs`]: the boot filesystem directory reader.
 //! - [`elf`]: how a static ELF executable (or the vDSO) maps.
 //! - [`processargs`]: the bootstrap message, parsed and built.
@@ -36,6 +38,8 @@ pub mod port;
 pub mod processargs;
 pub mod trap;
 pub mod vmar;
+pub mod x86decode;
+pub mod x86paging;
 
 #[cfg(test)]
 mod test_rng;

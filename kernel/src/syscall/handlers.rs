@@ -1074,52 +1074,95 @@ impl SyscallHandler for Ctx {
         self.give(Handle::new(child, Rights::DEFAULT_RESOURCE), resource_out)
     }
 
-    fn guest_create(
-        &mut self,
-        _resource: HandleArg,
-        _options: u32,
-        _physmem_vmo: HandleArg,
-        _out: HandleOut,
-    ) -> MxResult {
-        Err(Status::NotSupported)
+    fn guest_create(&mut self, resource: HandleArg, options: u32, physmem_vmo: HandleArg, out: HandleOut) -> MxResult {
+        if options != 0 {
+            return Err(Status::InvalidArgs);
+        }
+        let (resource, _) = self.typed::<Resource>(resource)?;
+        if resource.kind() != KIND_ROOT && resource.kind() != ResourceKind::Hypervisor as u32 {
+            return Err(Status::AccessDenied);
+        }
+        let (vmo, _) = self.typed::<VmoObject>(physmem_vmo)?;
+        let guest = crate::hypervisor::Guest::create(vmo.vmo.clone())?;
+        self.give(Handle::new(guest, Rights::DEFAULT_GUEST), out)
     }
 
     fn guest_set_trap(
         &mut self,
-        _guest: HandleArg,
-        _kind: u32,
-        _addr: mx_vaddr_t,
-        _len: usize,
-        _port: Option<HandleArg>,
-        _key: u64,
+        guest: HandleArg,
+        kind: u32,
+        addr: mx_vaddr_t,
+        len: usize,
+        port: Option<HandleArg>,
+        key: u64,
     ) -> MxResult {
-        Err(Status::NotSupported)
+        let (guest, _) = self.typed::<crate::hypervisor::Guest>(guest)?;
+        let port = match port {
+            Some(port) => Some(self.typed::<Port>(port)?.0),
+            None => None,
+        };
+        // Phase 1: a trap with a port is delivered synchronously too (with
+        // its key) until async trap packets exist; see `hypervisor`.
+        guest.set_trap(kind, addr as u64, len as u64, port, key)
     }
 
     fn vcpu_create(
         &mut self,
-        _guest: HandleArg,
-        _options: u32,
-        _args: UserIn<VcpuCreateArgs>,
-        _out: HandleOut,
+        guest: HandleArg,
+        options: u32,
+        args: UserIn<VcpuCreateArgs>,
+        out: HandleOut,
     ) -> MxResult {
-        Err(Status::NotSupported)
+        if options != 0 {
+            return Err(Status::InvalidArgs);
+        }
+        let (guest, _) = self.typed::<crate::hypervisor::Guest>(guest)?;
+        let args = usercopy::read(args).map_err(|_| Status::InvalidArgs)?;
+        let (apic, _) = self.process().handles.get_as::<VmoObject>(args.apic_vmo, Rights::READ | Rights::WRITE)?;
+        let vcpu = crate::hypervisor::Vcpu::create(&guest, args.ip, args.cr3, apic.vmo.clone())?;
+        self.give(Handle::new(vcpu, Rights::DEFAULT_VCPU), out)
     }
 
-    fn vcpu_resume(&mut self, _vcpu: HandleArg, _packet: UserOut<PortPacket>) -> MxResult {
-        Err(Status::NotSupported)
+    fn vcpu_resume(&mut self, vcpu: HandleArg, packet: UserOut<PortPacket>) -> MxResult {
+        let (vcpu, _) = self.typed::<crate::hypervisor::Vcpu>(vcpu)?;
+        let result = vcpu.resume()?;
+        usercopy::write(packet, &result).map_err(|_| Status::InvalidArgs)
     }
 
-    fn vcpu_interrupt(&mut self, _vcpu: HandleArg, _vector: u32) -> MxResult {
-        Err(Status::NotSupported)
+    fn vcpu_interrupt(&mut self, vcpu: HandleArg, vector: u32) -> MxResult {
+        let (vcpu, _) = self.typed::<crate::hypervisor::Vcpu>(vcpu)?;
+        vcpu.interrupt(vector)
     }
 
-    fn vcpu_read_state(&mut self, _vcpu: HandleArg, _kind: u32, _buffer: UserOut<u8>, _len: u32) -> MxResult {
-        Err(Status::NotSupported)
+    fn vcpu_read_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserOut<u8>, len: u32) -> MxResult {
+        let (vcpu, _) = self.typed::<crate::hypervisor::Vcpu>(vcpu)?;
+        if len as usize > VcpuState::SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        vcpu.check_thread()?;
+        if kind != VcpuStateKind::State as u32 || len as usize != VcpuState::SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        let state = vcpu.read_state()?;
+        usercopy::write(UserOut::<VcpuState>::new(buffer.addr()), &state).map_err(|_| Status::InvalidArgs)
     }
 
-    fn vcpu_write_state(&mut self, _vcpu: HandleArg, _kind: u32, _buffer: UserIn<u8>, _len: u32) -> MxResult {
-        Err(Status::NotSupported)
+    fn vcpu_write_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserIn<u8>, len: u32) -> MxResult {
+        let (vcpu, _) = self.typed::<crate::hypervisor::Vcpu>(vcpu)?;
+        if len as usize > VcpuState::SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        let bytes = usercopy::read_bytes(buffer, len as usize, VcpuState::SIZE).map_err(|_| Status::InvalidArgs)?;
+        vcpu.check_thread()?;
+        if kind == VcpuStateKind::State as u32 && bytes.len() == VcpuState::SIZE {
+            let state = VcpuState::read(&bytes).ok_or(Status::InvalidArgs)?;
+            vcpu.write_state(&state)
+        } else if kind == VcpuStateKind::Io as u32 && bytes.len() == VcpuIo::SIZE {
+            let io = VcpuIo::read(&bytes).ok_or(Status::InvalidArgs)?;
+            vcpu.write_io(&io)
+        } else {
+            Err(Status::InvalidArgs)
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::mm::{frame, paging, PAGE_SIZE};
 use crate::sync::IrqSpinlock;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 use mx_abi::{Status, VmoOp};
 
 /// `ROUNDDOWN(UINT64_MAX, PAGE_SIZE)`: the largest VMO size.
@@ -66,6 +66,9 @@ pub struct Vmo {
     read_only: bool,
     /// `(offset, len)` of the vDSO code segment, for the vDSO's VMO.
     vdso_code: spin::Once<(u64, u64)>,
+    /// Holders (guests) that map its pages where `unmap_everywhere` cannot
+    /// reach: while pinned, no page may be freed (shrink, decommit).
+    pins: AtomicU32,
 }
 
 impl core::fmt::Debug for Vmo {
@@ -81,6 +84,7 @@ impl Vmo {
             inner: IrqSpinlock::new(Inner { size, pages: PageList::new(), committed: 0, mappings: Vec::new() }),
             read_only,
             vdso_code: spin::Once::new(),
+            pins: AtomicU32::new(0),
         }
     }
 
@@ -207,8 +211,33 @@ impl Vmo {
         Ok(len)
     }
 
+    /// Pins the VMO: until [`Vmo::unpin`], shrinking it or decommitting
+    /// pages fails with `BAD_STATE`. A guest's physical memory is pinned,
+    /// because its nested page tables map the pages directly.
+    pub fn pin(&self) {
+        self.pins.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Undoes one [`Vmo::pin`].
+    pub fn unpin(&self) {
+        self.pins.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn is_pinned(&self) -> bool {
+        self.pins.load(Ordering::Acquire) != 0
+    }
+
+    /// The frame backing page `index`, committed (zero-filled) if needed,
+    /// for a guest's nested page tables (the VMO must be pinned).
+    /// `OUT_OF_RANGE` past the end, `NO_MEMORY` when no frame is left.
+    pub fn guest_page(&self, index: u64) -> Result<u64, Status> {
+        debug_assert!(self.is_pinned());
+        self.commit_page(index)
+    }
+
     /// `mx_vmo_set_size` after the lookup. Shrinking frees the whole pages
     /// past the new end and first removes them from every mapping.
+    /// `BAD_STATE` when shrinking a pinned VMO (see [`Vmo::pin`]).
     /// `OUT_OF_RANGE` if `size > ROUNDDOWN(UINT64_MAX, 4096)`;
     /// `NOT_SUPPORTED` for a read-only VMO (no pins exist, so never
     /// `BAD_STATE`; growing allocates nothing, so never `NO_MEMORY`).
@@ -222,6 +251,9 @@ impl Vmo {
         let (freed, spaces, range) = {
             let mut inner = self.inner.lock();
             let (old, new) = (pages_for(inner.size), pages_for(size));
+            if new < old && self.is_pinned() {
+                return Err(Status::BadState);
+            }
             inner.size = size;
             if new >= old {
                 return Ok(());
@@ -287,6 +319,9 @@ impl Vmo {
     fn decommit_range(&self, offset: u64, len: u64) -> Result<(), Status> {
         if self.read_only {
             return Err(Status::NotSupported);
+        }
+        if self.is_pinned() {
+            return Err(Status::BadState);
         }
         let (freed, spaces, first, end) = {
             let mut inner = self.inner.lock();

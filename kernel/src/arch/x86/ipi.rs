@@ -22,6 +22,20 @@ pub fn send(cpu: u32, vector: u8) -> bool {
     }
 }
 
+/// The vector that kicks a CPU out of a running guest: the interrupt makes
+/// the guest exit (physical interrupts are intercepted), and its handler
+/// only acknowledges it; the VCPU loop then sees what the kicker queued.
+pub const KICK_VECTOR: u8 = 0xf3;
+
+/// Makes CPU `cpu` leave the guest it may be running (see [`KICK_VECTOR`]).
+pub fn kick(cpu: u32) {
+    send(cpu, KICK_VECTOR);
+}
+
+fn on_kick(_frame: &mut TrapFrame) {
+    apic::eoi();
+}
+
 /// Sends a fixed-vector interrupt to every CPU but this one.
 #[allow(dead_code, reason = "IPI API for the scheduler (reschedule broadcasts)")]
 pub fn send_all_but_self(vector: u8) {
@@ -131,6 +145,9 @@ fn on_nmi(frame: &mut TrapFrame) {
 pub fn init() {
     if !trap::register_irq(CALL_VECTOR, on_call) {
         panic!("ipi: vector {CALL_VECTOR:#x} already taken");
+    }
+    if !trap::register_irq(KICK_VECTOR, on_kick) {
+        panic!("ipi: vector {KICK_VECTOR:#x} already taken");
     }
     trap::set_nmi_hook(on_nmi);
     crate::panic::set_stop_others(stop_others);

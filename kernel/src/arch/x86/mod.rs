@@ -13,6 +13,7 @@ pub mod port;
 pub mod qemu;
 pub mod serial;
 pub mod smp;
+pub mod svm;
 pub mod syscall;
 pub mod timer;
 pub mod trap;

@@ -1,0 +1,581 @@
+//! The guest and VCPU objects (see the module above for the design).
+
+#![forbid(unsafe_code)]
+
+use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX};
+use super::x86;
+use crate::arch::x86::percpu::cpu_index;
+use crate::object::port::Port;
+use crate::object::{KernelObject, ObjectBase};
+use crate::sched::{WaitQueue, WakeReason, INFINITE};
+use crate::sync::IrqSpinlock;
+use crate::vm::Vmo;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
+use kcore::x86decode::{self, DecodeError, Mode};
+use kcore::x86paging::{self, WalkError};
+use mx_abi::{
+    ObjType, PacketGuestIo, PacketGuestMem, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VCPU_FLAGS_APPLY,
+    VCPU_FLAGS_USER, X86_MAX_INST_LEN,
+};
+
+const PAGE_SIZE: u64 = 4096;
+
+/// The hardware backend for a new guest, or `NOT_SUPPORTED`.
+fn new_backend() -> Result<Box<dyn GuestBackend>, Status> {
+    if !crate::arch::x86::svm::supported() {
+        return Err(Status::NotSupported);
+    }
+    Ok(Box::new(crate::arch::x86::svm::SvmGuest::new()?))
+}
+
+/// Whether this machine can run guests.
+pub fn supported() -> bool {
+    crate::arch::x86::svm::supported()
+}
+
+fn trap_status(error: TrapError) -> Status {
+    match error {
+        TrapError::InvalidArgs => Status::InvalidArgs,
+        TrapError::OutOfRange => Status::OutOfRange,
+        TrapError::AlreadyExists => Status::AlreadyExists,
+        TrapError::NoMemory => Status::NoMemory,
+    }
+}
+
+/// A guest: physical memory, traps and the hardware's view of both.
+pub struct Guest {
+    base: ObjectBase,
+    memory: Arc<Vmo>,
+    backend: Box<dyn GuestBackend>,
+    /// Held while a nested page fault maps a page, so a MEM trap set at the
+    /// same time cannot be mapped over.
+    traps: IrqSpinlock<TrapMap<Arc<Port>>>,
+}
+
+/// What a nested page fault at a guest-physical address means.
+enum Fault {
+    /// RAM, now mapped: run on.
+    Mapped,
+    /// A MEM trap with this packet key.
+    Trapped { key: u64 },
+}
+
+impl Guest {
+    /// `guest_create` after the handle checks: `memory` becomes guest RAM
+    /// from GPA 0. `NOT_SUPPORTED` without SVM and nested paging,
+    /// `ACCESS_DENIED` for a read-only VMO, `NO_MEMORY`.
+    pub fn create(memory: Arc<Vmo>) -> Result<Arc<Guest>, Status> {
+        let backend = new_backend()?;
+        if memory.is_read_only() {
+            return Err(Status::AccessDenied);
+        }
+        memory.pin();
+        Ok(Arc::new(Guest {
+            base: ObjectBase::new(ObjType::Guest, Signals::NONE),
+            memory,
+            backend,
+            traps: IrqSpinlock::new(TrapMap::new(GUEST_PHYS_SIZE)),
+        }))
+    }
+
+    /// `guest_set_trap` after the handle checks (decisions 3 and 4; the
+    /// order is `kcore::trap`'s). A MEM range is unmapped from the guest.
+    pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
+        let mut traps = self.traps.lock();
+        traps.set_trap(kind, addr, len, key, port).map_err(trap_status)?;
+        if kind == kcore::trap::TRAP_MEM {
+            self.backend.unmap_range(addr, len);
+        }
+        Ok(())
+    }
+
+    /// The size of guest RAM.
+    pub fn memory_size(&self) -> u64 {
+        self.memory.size()
+    }
+
+    /// The key a trap exit at `addr` of `kind` carries: the trap's key when
+    /// it has a port (delivered synchronously until async traps exist), else
+    /// 0; `None` when no trap covers `addr`.
+    fn trap_key(&self, kind: TrapKind, addr: u64) -> Option<u64> {
+        let traps = self.traps.lock();
+        traps.lookup(kind, addr).map(|t| if t.port.is_some() { t.key } else { 0 })
+    }
+
+    fn nested_fault(&self, gpa: u64) -> Result<Fault, Status> {
+        let traps = self.traps.lock();
+        if let Some(trap) = traps.lookup(TrapKind::Mem, gpa) {
+            return Ok(Fault::Trapped { key: if trap.port.is_some() { trap.key } else { 0 } });
+        }
+        if gpa >= self.memory.size() {
+            return Err(Status::OutOfRange);
+        }
+        let page = gpa & !(PAGE_SIZE - 1);
+        let hpa = self.memory.guest_page(page / PAGE_SIZE)?;
+        self.backend.map_page(page, hpa)?;
+        drop(traps);
+        Ok(Fault::Mapped)
+    }
+
+    /// Reads guest RAM (not trapped ranges) at `gpa`; false if any byte is
+    /// outside it.
+    fn read_ram(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = gpa.checked_add(buf.len() as u64) else { return false };
+        if end > self.memory.size() {
+            return false;
+        }
+        {
+            let traps = self.traps.lock();
+            let first = traps.lookup(TrapKind::Mem, gpa).is_some();
+            let last = traps.lookup(TrapKind::Mem, end - 1).is_some();
+            if first || last {
+                return false;
+            }
+        }
+        matches!(self.memory.read(gpa, buf), Ok(n) if n == buf.len())
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.memory.unpin();
+    }
+}
+
+impl KernelObject for Guest {
+    fn base(&self) -> &ObjectBase {
+        &self.base
+    }
+    fn obj_type(&self) -> ObjType {
+        ObjType::Guest
+    }
+    fn is_waitable(&self) -> bool {
+        false
+    }
+}
+
+/// Events `vcpu_interrupt` raised and the VCPU has not yet taken.
+#[derive(Default)]
+struct Events {
+    nmi: bool,
+    /// Exceptions 0-31 (bit n = vector n; never 2).
+    exceptions: u32,
+    /// External interrupts 32-255 (bit n of the 256).
+    external: [u64; 4],
+}
+
+impl Events {
+    fn any(&self) -> bool {
+        self.nmi || self.exceptions != 0 || self.external.iter().any(|&w| w != 0)
+    }
+
+    fn has_external(&self) -> bool {
+        self.external.iter().any(|&w| w != 0)
+    }
+
+    fn raise(&mut self, vector: u8) {
+        match vector {
+            2 => self.nmi = true,
+            0..=31 => self.exceptions |= 1 << vector,
+            _ => self.external[usize::from(vector / 64)] |= 1 << (vector % 64),
+        }
+    }
+
+    fn take_external(&mut self) -> Option<u8> {
+        for word in (0..4).rev() {
+            let w = self.external[word];
+            if w != 0 {
+                let bit = 63 - w.leading_zeros();
+                self.external[word] &= !(1 << bit);
+                return Some((word as u32 * 64 + bit) as u8);
+            }
+        }
+        None
+    }
+
+    fn take_exception(&mut self) -> Option<u8> {
+        if self.exceptions == 0 {
+            return None;
+        }
+        let vector = self.exceptions.trailing_zeros();
+        self.exceptions &= !(1 << vector);
+        Some(vector as u8)
+    }
+}
+
+/// The exception for a vector 0-31 (the architectural error code is 0 for
+/// those that push one). Vector 15 cannot be injected as an exception; it
+/// goes in with the external-interrupt event type instead.
+fn exception_event(vector: u8) -> Option<Event> {
+    match vector {
+        8 | 10..=14 | 17 | 21 | 29 | 30 => Some(Event::Exception { vector, error_code: Some(0) }),
+        15 => None,
+        _ => Some(Event::Exception { vector, error_code: None }),
+    }
+}
+
+/// The hardware state, touched only by the VCPU's thread.
+struct Hw {
+    backend: Box<dyn VcpuBackend>,
+    /// The guest shut down (triple fault): it cannot run again.
+    dead: bool,
+}
+
+/// A virtual CPU of a guest.
+pub struct Vcpu {
+    base: ObjectBase,
+    guest: Arc<Guest>,
+    /// The `sched::Thread` id of the thread it is bound to.
+    thread_id: u64,
+    /// Backs the virtual-APIC page once the APIC is virtualized (kept, unused
+    /// in phase 1: there is no in-kernel APIC; see `vcpu_interrupt`).
+    _apic: Arc<Vmo>,
+    hw: spin::Mutex<Hw>,
+    events: IrqSpinlock<Events>,
+    /// The VCPU's thread while it is halted in HLT.
+    halted: WaitQueue,
+    run: RunState,
+}
+
+impl Vcpu {
+    /// `vcpu_create` after the handle checks, bound to the calling thread.
+    /// `INVALID_ARGS` if `ip >= ` the guest memory size or `cr3 >= size -
+    /// 4096`; `NO_MEMORY`.
+    pub fn create(guest: &Arc<Guest>, ip: u64, cr3: u64, apic: Arc<Vmo>) -> Result<Arc<Vcpu>, Status> {
+        let size = guest.memory_size();
+        if ip >= size || size < PAGE_SIZE || cr3 >= size - PAGE_SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        if apic.size() < PAGE_SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        let backend = guest.backend.create_vcpu(VcpuEntry { ip, cr3 })?;
+        Ok(Arc::new(Vcpu {
+            base: ObjectBase::new(ObjType::Vcpu, Signals::NONE),
+            guest: guest.clone(),
+            thread_id: crate::sched::current_ref().id(),
+            _apic: apic,
+            hw: spin::Mutex::new(Hw { backend, dead: false }),
+            events: IrqSpinlock::new(Events::default()),
+            halted: WaitQueue::new(),
+            run: RunState::new(),
+        }))
+    }
+
+    /// `BAD_STATE` unless called from the VCPU's thread.
+    pub fn check_thread(&self) -> Result<(), Status> {
+        if crate::sched::current_ref().id() == self.thread_id {
+            Ok(())
+        } else {
+            Err(Status::BadState)
+        }
+    }
+
+    /// The guest's RIP (for tests and diagnostics; the VCPU's thread only).
+    pub fn guest_rip(&self) -> Result<u64, Status> {
+        self.check_thread()?;
+        Ok(self.hw.lock().backend.rip())
+    }
+
+    /// `vcpu_interrupt`: from any thread. `OUT_OF_RANGE` above 255.
+    pub fn interrupt(&self, vector: u32) -> Result<(), Status> {
+        let vector = u8::try_from(vector).map_err(|_| Status::OutOfRange)?;
+        self.events.lock().raise(vector);
+        self.halted.wake_all(Status::Ok.into_raw());
+        self.run.kick.store(true, Ordering::SeqCst);
+        let cpu = self.run.cpu.load(Ordering::SeqCst);
+        if cpu != NOT_RUNNING && cpu != cpu_index() {
+            crate::arch::x86::ipi::kick(cpu);
+        }
+        Ok(())
+    }
+
+    /// `vcpu_read_state(MX_VCPU_STATE)` (the caller checked the thread).
+    pub fn read_state(&self) -> Result<VcpuState, Status> {
+        self.check_thread()?;
+        let hw = self.hw.lock();
+        let r = hw.backend.gprs();
+        Ok(VcpuState {
+            rax: r[0],
+            rcx: r[1],
+            rdx: r[2],
+            rbx: r[3],
+            rsp: r[4],
+            rbp: r[5],
+            rsi: r[6],
+            rdi: r[7],
+            r8: r[8],
+            r9: r[9],
+            r10: r[10],
+            r11: r[11],
+            r12: r[12],
+            r13: r[13],
+            r14: r[14],
+            r15: r[15],
+            flags: (hw.backend.rflags() as u32) & VCPU_FLAGS_USER,
+        })
+    }
+
+    /// `vcpu_write_state(MX_VCPU_STATE)`: the user RFLAGS bits are applied
+    /// only if `flags` has bit 1 set.
+    pub fn write_state(&self, s: &VcpuState) -> Result<(), Status> {
+        self.check_thread()?;
+        let mut hw = self.hw.lock();
+        let regs = [
+            s.rax, s.rcx, s.rdx, s.rbx, s.rsp, s.rbp, s.rsi, s.rdi, s.r8, s.r9, s.r10, s.r11, s.r12, s.r13, s.r14,
+            s.r15,
+        ];
+        hw.backend.set_gprs(&regs);
+        if s.flags & VCPU_FLAGS_APPLY != 0 {
+            let user = u64::from(VCPU_FLAGS_USER);
+            let rflags = (hw.backend.rflags() & !user) | (u64::from(s.flags) & user);
+            hw.backend.set_rflags(rflags);
+        }
+        Ok(())
+    }
+
+    /// `vcpu_write_state(MX_VCPU_IO)`: `access_size` (1, 2 or 4, else
+    /// `INVALID_ARGS`) bytes of `data` into the low bytes of RAX.
+    pub fn write_io(&self, io: &VcpuIo) -> Result<(), Status> {
+        self.check_thread()?;
+        let mask: u64 = match io.access_size {
+            1 => 0xff,
+            2 => 0xffff,
+            4 => 0xffff_ffff,
+            _ => return Err(Status::InvalidArgs),
+        };
+        let mut hw = self.hw.lock();
+        let mut regs = hw.backend.gprs();
+        regs[RAX] = (regs[RAX] & !mask) | (u64::from(io.data) & mask);
+        hw.backend.set_gprs(&regs);
+        Ok(())
+    }
+
+    /// `vcpu_resume`: runs the guest until an exit user space must handle.
+    pub fn resume(&self) -> Result<PortPacket, Status> {
+        self.check_thread()?;
+        let mut hw = self.hw.lock();
+        if hw.dead {
+            return Err(Status::BadState);
+        }
+        loop {
+            if crate::sched::with_current(|t| t.is_killed()) {
+                return Err(Status::Canceled);
+            }
+            self.prepare_events(hw.backend.as_mut());
+            let exit = hw.backend.enter(&self.run)?;
+            match self.handle_exit(hw.backend.as_mut(), exit) {
+                Ok(None) => continue,
+                Ok(Some(packet)) => return Ok(packet),
+                Err(status) => {
+                    if exit == Exit::Shutdown {
+                        hw.dead = true;
+                    }
+                    return Err(status);
+                }
+            }
+        }
+    }
+
+    /// Queues the most urgent deliverable event for the next entry and asks
+    /// for an interrupt window while an external interrupt must wait.
+    ///
+    /// No window is asked for on an entry that delivers an event: the
+    /// window would open right after that delivery, before the event's
+    /// handler ran an instruction, and the next interrupt would overtake it.
+    /// The remaining events go in at the next exit (at the latest the next
+    /// host timer tick, since host interrupts always exit the guest).
+    fn prepare_events(&self, backend: &mut dyn VcpuBackend) {
+        let mut events = self.events.lock();
+        if backend.event_pending() {
+            backend.set_interrupt_window(false);
+            return;
+        }
+        {
+            if events.nmi {
+                events.nmi = false;
+                backend.inject(Event::Nmi);
+            } else if events.has_external() && backend.interruptible() {
+                if let Some(vector) = events.take_external() {
+                    backend.inject(Event::External(vector));
+                }
+            } else if let Some(vector) = events.take_exception() {
+                match exception_event(vector) {
+                    Some(event) => backend.inject(event),
+                    None => backend.inject(Event::External(vector)),
+                }
+            }
+        }
+        let injected = backend.event_pending();
+        backend.set_interrupt_window(!injected && events.has_external());
+    }
+
+    /// Handles one exit: `Ok(None)` to run on, a packet for user space, or
+    /// the status `vcpu_resume` returns.
+    fn handle_exit(&self, backend: &mut dyn VcpuBackend, exit: Exit) -> Result<Option<PortPacket>, Status> {
+        match exit {
+            Exit::Kicked | Exit::ExternalInterrupt | Exit::InterruptWindow => Ok(None),
+            Exit::Io { port, size, input, string, rep, next_rip } => {
+                if string || rep {
+                    return Err(Status::NotSupported);
+                }
+                let key = self.guest.trap_key(TrapKind::Io, u64::from(port)).unwrap_or(0);
+                let mut regs = backend.gprs();
+                let data = if input {
+                    if size == 4 {
+                        regs[RAX] = 0;
+                        backend.set_gprs(&regs);
+                    }
+                    0
+                } else {
+                    (regs[RAX] & (u64::MAX >> (64 - 8 * u32::from(size)))) as u32
+                };
+                backend.set_rip(next_rip);
+                let io = PacketGuestIo { port, access_size: size, input: u8::from(input), data, ..Default::default() };
+                Ok(Some(PortPacket::new(key, 0, Payload::GuestIo(io))))
+            }
+            Exit::NestedPageFault { gpa, .. } => match self.guest.nested_fault(gpa)? {
+                Fault::Mapped => Ok(None),
+                Fault::Trapped { key } => self.mem_exit(backend, gpa, key).map(Some),
+            },
+            Exit::Cpuid => {
+                x86::cpuid(backend);
+                advance(backend, 2);
+                Ok(None)
+            }
+            Exit::Msr { write } => {
+                if x86::msr(backend, write).is_ok() {
+                    advance(backend, 2);
+                } else {
+                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                }
+                Ok(None)
+            }
+            Exit::Xsetbv => {
+                if x86::xsetbv(backend).is_ok() {
+                    advance(backend, 3);
+                } else {
+                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                }
+                Ok(None)
+            }
+            Exit::Hlt => {
+                advance(backend, 1);
+                self.halt().map(|()| None)
+            }
+            Exit::Pause => {
+                advance(backend, 2);
+                crate::sched::yield_now();
+                Ok(None)
+            }
+            Exit::NoOp { len } => {
+                advance(backend, u64::from(len));
+                Ok(None)
+            }
+            Exit::Undefined => {
+                backend.inject(Event::Exception { vector: 6, error_code: None });
+                Ok(None)
+            }
+            Exit::Shutdown => {
+                log::debug!("hypervisor: guest shut down (triple fault) at rip {:#x}", backend.rip());
+                Err(Status::BadState)
+            }
+            Exit::EntryFailed => Err(Status::BadState),
+            Exit::Unknown(code) => {
+                log::debug!("hypervisor: unhandled exit {code:#x} at rip {:#x}", backend.rip());
+                Err(Status::NotSupported)
+            }
+        }
+    }
+
+    /// Blocks the VCPU's thread in HLT until an event is pending.
+    /// `CANCELED` if the thread is killed meanwhile.
+    fn halt(&self) -> Result<(), Status> {
+        loop {
+            let events = self.events.lock();
+            if events.any() {
+                return Ok(());
+            }
+            if self.halted.block(events, INFINITE) == WakeReason::Interrupted {
+                return Err(Status::Canceled);
+            }
+        }
+    }
+
+    /// A MEM trap exit: fetches the instruction through the guest's page
+    /// tables, moves RIP past it and builds the packet.
+    fn mem_exit(&self, backend: &mut dyn VcpuBackend, gpa: u64, key: u64) -> Result<PortPacket, Status> {
+        let (cs_base, mode) = backend.code_segment();
+        let rip = backend.rip();
+        let linear = if mode == Mode::Bits64 { rip } else { cs_base.wrapping_add(rip) & 0xffff_ffff };
+        let (bytes, fetched) = self.fetch(backend, linear)?;
+        let inst = match x86decode::decode(&bytes[..fetched], mode) {
+            Ok(inst) => inst,
+            Err(DecodeError::TooLong) => return Err(Status::Internal),
+            Err(DecodeError::Truncated) => return Err(Status::OutOfRange),
+            Err(DecodeError::Unsupported(_)) => return Err(Status::NotSupported),
+        };
+        let len = usize::from(inst.len);
+        let next = if mode == Mode::Bits64 { rip.wrapping_add(len as u64) } else { (rip + len as u64) & 0xffff_ffff };
+        backend.set_rip(next);
+        let mut inst_buf = [0u8; X86_MAX_INST_LEN];
+        inst_buf[..len].copy_from_slice(&bytes[..len]);
+        let mem = PacketGuestMem { addr: gpa, inst_len: inst.len, inst_buf, reserved: 0 };
+        Ok(PortPacket::new(key, 0, Payload::GuestMem(mem)))
+    }
+
+    /// Up to 15 instruction bytes at the linear address `linear`, through
+    /// the guest's page tables; stops early at an unreadable page.
+    /// `NOT_FOUND` if the first byte's page is not present, `OUT_OF_RANGE`
+    /// if it is not guest RAM.
+    fn fetch(&self, backend: &dyn VcpuBackend, linear: u64) -> Result<([u8; X86_MAX_INST_LEN], usize), Status> {
+        let regs = backend.paging_regs();
+        let mut bytes = [0u8; X86_MAX_INST_LEN];
+        let mut done = 0;
+        while done < bytes.len() {
+            let va = linear.wrapping_add(done as u64);
+            let mut read = |gpa: u64, size: usize| {
+                let mut word = [0u8; 8];
+                self.guest.read_ram(gpa, &mut word[..size]).then(|| u64::from_le_bytes(word))
+            };
+            let gpa = match x86paging::translate(&regs, va, &mut read) {
+                Ok(gpa) => gpa,
+                Err(_) if done > 0 => break,
+                Err(WalkError::NotPresent) => return Err(Status::NotFound),
+                Err(WalkError::Unreadable(_)) => return Err(Status::OutOfRange),
+            };
+            let in_page = (PAGE_SIZE - (gpa % PAGE_SIZE)) as usize;
+            let n = in_page.min(bytes.len() - done);
+            if !self.guest.read_ram(gpa, &mut bytes[done..done + n]) {
+                if done == 0 {
+                    return Err(Status::OutOfRange);
+                }
+                break;
+            }
+            done += n;
+        }
+        Ok((bytes, done))
+    }
+}
+
+/// Moves RIP past an instruction of `len` bytes.
+fn advance(backend: &mut dyn VcpuBackend, len: u64) {
+    let (_, mode) = backend.code_segment();
+    let rip = backend.rip().wrapping_add(len);
+    backend.set_rip(if mode == Mode::Bits64 { rip } else { rip & 0xffff_ffff });
+}
+
+impl KernelObject for Vcpu {
+    fn base(&self) -> &ObjectBase {
+        &self.base
+    }
+    fn obj_type(&self) -> ObjType {
+        ObjType::Vcpu
+    }
+    fn is_waitable(&self) -> bool {
+        false
+    }
+}
