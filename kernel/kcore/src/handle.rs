@@ -11,11 +11,18 @@
 //! Layout of the unmasked value: bit 0 is 1, bits 1..=20 the slot index,
 //! bits 21..=30 the generation, bit 31 is 0.
 //!
-//! Lookup is an array index plus two compares: no hashing, no allocation.
+//! Lookup is two array indexes plus two compares: no hashing, no allocation.
+//! The slots live in chunks of [`CHUNK`] that never move, so a table grows
+//! one small allocation at a time: the kernel heap hands out at most 4 MiB
+//! in one piece, and one flat array of slots could not pass 65536 handles.
 
 use alloc::vec::Vec;
 
 const INDEX_BITS: u32 = 20;
+/// log2 of the slots per chunk.
+const CHUNK_BITS: u32 = 8;
+/// Slots per chunk (one allocation of a few KiB).
+pub const CHUNK: usize = 1 << CHUNK_BITS;
 const GENERATION_SHIFT: u32 = INDEX_BITS + 1;
 const GENERATION_BITS: u32 = 31 - GENERATION_SHIFT;
 /// The most live handles one table may hold.
@@ -45,7 +52,13 @@ enum Slot<T> {
 /// A handle table holding entries of type `T` (the kernel stores an object
 /// reference plus rights).
 pub struct HandleTable<T> {
-    slots: Vec<Slot<T>>,
+    /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; every chunk has capacity
+    /// `CHUNK` from the start (pushing never reallocates) and only the one
+    /// holding slot `created - 1` may be partly filled; chunks after it are
+    /// empty (made by `reserve`).
+    chunks: Vec<Vec<Slot<T>>>,
+    /// Slots ever created (used or free).
+    created: usize,
     free_head: Option<u32>,
     mask: u32,
     live: usize,
@@ -54,7 +67,7 @@ pub struct HandleTable<T> {
 impl<T> HandleTable<T> {
     /// A table whose values are scrambled with `secret` (any random value).
     pub fn new(secret: u32) -> Self {
-        HandleTable { slots: Vec::new(), free_head: None, mask: (secret << 2) & i32::MAX as u32, live: 0 }
+        HandleTable { chunks: Vec::new(), created: 0, free_head: None, mask: (secret << 2) & i32::MAX as u32, live: 0 }
     }
 
     /// Number of live handles.
@@ -79,22 +92,48 @@ impl<T> HandleTable<T> {
         Some((((raw >> 1) & INDEX_MASK) as usize, (raw >> GENERATION_SHIFT) & GENERATION_MASK))
     }
 
+    /// Slot `index`, if it was ever created.
+    #[inline]
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        self.chunks.get(index >> CHUNK_BITS)?.get(index & (CHUNK - 1))
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
+        self.chunks.get_mut(index >> CHUNK_BITS)?.get_mut(index & (CHUNK - 1))
+    }
+
+    /// Makes sure the chunks can hold `extra` more slots without allocating.
+    fn grow(&mut self, extra: usize) -> Result<(), HandleError> {
+        let need = (self.created + extra).div_ceil(CHUNK);
+        if need > self.chunks.len() {
+            self.chunks.try_reserve(need - self.chunks.len()).map_err(|_| HandleError::NoMemory)?;
+        }
+        while self.chunks.len() < need {
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(CHUNK).map_err(|_| HandleError::NoMemory)?;
+            self.chunks.push(chunk);
+        }
+        Ok(())
+    }
+
     /// Installs `entry` and returns its handle value.
     pub fn insert(&mut self, entry: T) -> Result<u32, HandleError> {
         if let Some(index) = self.free_head {
-            let slot = &mut self.slots[index as usize];
+            let Some(slot) = self.slot_mut(index as usize) else { unreachable!("free list names no slot") };
             let Slot::Free { generation, next_free } = *slot else { unreachable!("free list names a used slot") };
-            self.free_head = next_free;
             *slot = Slot::Used { generation, entry };
+            self.free_head = next_free;
             self.live += 1;
             return Ok(self.encode(index, generation));
         }
-        if self.slots.len() >= MAX_HANDLES {
+        if self.created >= MAX_HANDLES {
             return Err(HandleError::NoMemory);
         }
-        self.slots.try_reserve(1).map_err(|_| HandleError::NoMemory)?;
-        let index = self.slots.len() as u32;
-        self.slots.push(Slot::Used { generation: 0, entry });
+        self.grow(1)?;
+        let index = self.created as u32;
+        self.chunks[self.created >> CHUNK_BITS].push(Slot::Used { generation: 0, entry });
+        self.created += 1;
         self.live += 1;
         Ok(self.encode(index, 0))
     }
@@ -106,22 +145,22 @@ impl<T> HandleTable<T> {
         let mut cursor = self.free_head;
         while let (Some(index), true) = (cursor, free < count) {
             free += 1;
-            cursor = match self.slots[index as usize] {
-                Slot::Free { next_free, .. } => next_free,
-                Slot::Used { .. } => None,
+            cursor = match self.slot(index as usize) {
+                Some(Slot::Free { next_free, .. }) => *next_free,
+                _ => None,
             };
         }
         let needed = count - free;
-        if self.slots.len() + needed > MAX_HANDLES {
+        if self.created + needed > MAX_HANDLES {
             return Err(HandleError::NoMemory);
         }
-        self.slots.try_reserve(needed).map_err(|_| HandleError::NoMemory)
+        self.grow(needed)
     }
 
     /// The entry named by `value`.
     pub fn get(&self, value: u32) -> Result<&T, HandleError> {
         let (index, generation) = self.decode(value).ok_or(HandleError::BadHandle)?;
-        match self.slots.get(index) {
+        match self.slot(index) {
             Some(Slot::Used { generation: g, entry }) if *g == generation => Ok(entry),
             _ => Err(HandleError::BadHandle),
         }
@@ -130,7 +169,7 @@ impl<T> HandleTable<T> {
     /// The entry named by `value`, mutably.
     pub fn get_mut(&mut self, value: u32) -> Result<&mut T, HandleError> {
         let (index, generation) = self.decode(value).ok_or(HandleError::BadHandle)?;
-        match self.slots.get_mut(index) {
+        match self.slot_mut(index) {
             Some(Slot::Used { generation: g, entry }) if *g == generation => Ok(entry),
             _ => Err(HandleError::BadHandle),
         }
@@ -140,14 +179,14 @@ impl<T> HandleTable<T> {
     /// it) stops naming anything.
     pub fn remove(&mut self, value: u32) -> Result<T, HandleError> {
         let (index, generation) = self.decode(value).ok_or(HandleError::BadHandle)?;
-        match self.slots.get(index) {
+        match self.slot(index) {
             Some(Slot::Used { generation: g, .. }) if *g == generation => {}
             _ => return Err(HandleError::BadHandle),
         }
-        let freed = Slot::Free { generation: (generation + 1) & GENERATION_MASK, next_free: self.free_head };
-        let Slot::Used { entry, .. } = core::mem::replace(&mut self.slots[index], freed) else {
-            unreachable!("checked above")
-        };
+        let free_head = self.free_head;
+        let Some(slot) = self.slot_mut(index) else { unreachable!("checked above") };
+        let freed = Slot::Free { generation: (generation + 1) & GENERATION_MASK, next_free: free_head };
+        let Slot::Used { entry, .. } = core::mem::replace(slot, freed) else { unreachable!("checked above") };
         self.free_head = Some(index as u32);
         self.live -= 1;
         Ok(entry)
@@ -157,7 +196,8 @@ impl<T> HandleTable<T> {
     pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.free_head = None;
         self.live = 0;
-        core::mem::take(&mut self.slots).into_iter().filter_map(|slot| match slot {
+        self.created = 0;
+        core::mem::take(&mut self.chunks).into_iter().flatten().filter_map(|slot| match slot {
             Slot::Used { entry, .. } => Some(entry),
             Slot::Free { .. } => None,
         })
@@ -165,7 +205,7 @@ impl<T> HandleTable<T> {
 
     /// Live `(value, entry)` pairs, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {
+        self.chunks.iter().flatten().enumerate().filter_map(|(index, slot)| match slot {
             Slot::Used { generation, entry } => Some((self.encode(index as u32, *generation), entry)),
             Slot::Free { .. } => None,
         })
@@ -259,7 +299,26 @@ mod tests {
         let v = table.insert(1).unwrap();
         table.remove(v).unwrap();
         table.reserve(4).unwrap();
-        assert!(table.slots.capacity() >= 4);
+        assert!(table.chunks.iter().map(Vec::capacity).sum::<usize>() >= 4);
+    }
+
+    #[test]
+    fn grows_past_one_chunk_and_reserves_across_chunks() {
+        let mut table = HandleTable::new(77);
+        let values: Vec<u32> = (0..3 * CHUNK + 5).map(|i| table.insert(i).unwrap()).collect();
+        assert_eq!(table.chunks.len(), 4);
+        assert!(table.chunks.iter().all(|c| c.capacity() == CHUNK));
+        table.reserve(2 * CHUNK).unwrap();
+        assert_eq!(table.chunks.len(), 6, "reserve makes whole empty chunks ahead");
+        let more: Vec<u32> = (0..2 * CHUNK).map(|i| table.insert(i).unwrap()).collect();
+        assert_eq!(table.chunks.len(), 6, "no allocation after reserve");
+        for (i, &v) in values.iter().enumerate() {
+            assert_eq!(table.get(v), Ok(&i));
+        }
+        assert_eq!(table.get(more[CHUNK + 3]), Ok(&(CHUNK + 3)));
+        assert_eq!(table.iter().count(), 5 * CHUNK + 5);
+        assert_eq!(table.remove(values[CHUNK]), Ok(CHUNK));
+        assert_eq!(table.drain().count(), 5 * CHUNK + 4);
     }
 
     #[test]
