@@ -1631,10 +1631,12 @@ pub trait SyscallHandler {
     /// #113 `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key)` (scope `G`).
     ///
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
-    /// queues a packet with `key` from packets preallocated for the trap, and
-    /// the VCPU pauses while they are all queued; with `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every write
+    /// access queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
+    /// preallocated for the trap, and the VCPU pauses while they are all
+    /// queued; a read comes back from `mx_vcpu_resume` with `key` (see
+    /// `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the packet comes back
+    /// from `mx_vcpu_resume` with key 0.
     ///
     /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `port`: MX_OBJ_TYPE_PORT; WRITE; `None` for MX_HANDLE_INVALID.
     ///
@@ -1691,9 +1693,12 @@ pub trait SyscallHandler {
     /// #115 `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet)` (scope `G`).
     ///
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). The guest RIP is already past the instruction. For a 4-byte
-    /// `IN`, guest RAX is zeroed; supply the value with `MX_VCPU_IO`.
+    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, or the trap's key
+    /// for a read of a trap with a port; status 0, unused bytes zero). Writes
+    /// to traps with a port go through the port and the guest runs on, pausing
+    /// here while the trap's packet pool is empty. The guest RIP is already
+    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// value with `MX_VCPU_IO`.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; EXECUTE.
     ///
@@ -1701,9 +1706,9 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks EXECUTE
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_BAD_STATE`: not the VCPU's thread, or VM entry failed
+    /// - `MX_ERR_BAD_STATE`: not the VCPU's thread, VM entry failed, a paused VCPU's trap was destroyed, or a trap's port has no handles
     /// - `MX_ERR_NOT_SUPPORTED`: an unhandled exit, or string I/O
-    /// - `MX_ERR_CANCELED`: a wait in HLT was interrupted
+    /// - `MX_ERR_CANCELED`: a wait in HLT or on a trap's packet pool was interrupted
     /// - `MX_ERR_INTERNAL`: e.g. an instruction longer than 15 bytes
     /// - `MX_ERR_OUT_OF_RANGE`: the instruction fetch failed
     /// - `MX_ERR_NOT_FOUND`: the instruction fetch failed

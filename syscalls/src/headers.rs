@@ -162,6 +162,7 @@ pub const HEADERS: &[HeaderDecl] = &[
         items: &[
             I::Consts(&TrapKind::C),
             I::Consts(&C_GUEST_SPACES),
+            I::Consts(&C_GUEST_TRAP_POOL),
             I::Struct(&VcpuCreateArgs::C),
             I::Consts(&VcpuStateKind::C),
             I::Struct(&VcpuState::C),

@@ -1130,10 +1130,12 @@ syscalls! {
     }
 
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
-    /// queues a packet with `key` from packets preallocated for the trap, and
-    /// the VCPU pauses while they are all queued; with `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every write
+    /// access queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
+    /// preallocated for the trap, and the VCPU pauses while they are all
+    /// queued; a read comes back from `mx_vcpu_resume` with `key` (see
+    /// `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the packet comes back
+    /// from `mx_vcpu_resume` with key 0.
     syscall 113 guest_set_trap "G" (
         guest: handle(Guest; WRITE),
         kind: uint32_t,
@@ -1184,16 +1186,19 @@ syscalls! {
     }
 
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). The guest RIP is already past the instruction. For a 4-byte
-    /// `IN`, guest RAX is zeroed; supply the value with `MX_VCPU_IO`.
+    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, or the trap's key
+    /// for a read of a trap with a port; status 0, unused bytes zero). Writes
+    /// to traps with a port go through the port and the guest runs on, pausing
+    /// here while the trap's packet pool is empty. The guest RIP is already
+    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// value with `MX_VCPU_IO`.
     syscall 115 vcpu_resume "G" (vcpu: handle(Vcpu; EXECUTE), packet: out(mx_port_packet_t)) -> mx_status_t {
         BadHandle,
         AccessDenied("the handle lacks EXECUTE"),
         WrongType,
-        BadState("not the VCPU's thread, or VM entry failed"),
+        BadState("not the VCPU's thread, VM entry failed, a paused VCPU's trap was destroyed, or a trap's port has no handles"),
         NotSupported("an unhandled exit, or string I/O"),
-        Canceled("a wait in HLT was interrupted"),
+        Canceled("a wait in HLT or on a trap's packet pool was interrupted"),
         Internal("e.g. an instruction longer than 15 bytes"),
         OutOfRange("the instruction fetch failed"),
         NotFound("the instruction fetch failed"),

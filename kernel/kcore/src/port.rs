@@ -99,6 +99,16 @@ pub struct TrapId {
     generation: u32,
 }
 
+impl TrapId {
+    /// The pool's slot number in its port, below the number of traps the
+    /// port ever held at once: the kernel keeps per-trap state (the wait
+    /// queue of paused VCPUs) in a table indexed by it. A slot is reused by
+    /// later traps, which get a different id (compare the whole id).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 /// Why a user or signal packet could not be queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueError {
@@ -669,6 +679,18 @@ mod tests {
         let mut b = [0u8; 8];
         b.copy_from_slice(&p.payload[..8]);
         u64::from_le_bytes(b)
+    }
+
+    #[test]
+    fn trap_index_is_reused_with_a_new_id() {
+        let mut q = PortQueue::new();
+        let a = q.add_trap(1).unwrap();
+        let b = q.add_trap(2).unwrap();
+        assert_eq!((a.index(), b.index()), (0, 1));
+        q.remove_trap(a).unwrap();
+        let c = q.add_trap(3).unwrap();
+        assert_eq!(c.index(), a.index());
+        assert_ne!(c, a);
     }
 
     #[test]

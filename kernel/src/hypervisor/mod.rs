@@ -14,15 +14,47 @@
 //! `OUT_OF_RANGE`. The physmem VMO is pinned while the guest lives: it
 //! cannot shrink or decommit pages the nested tables may map (`BAD_STATE`).
 //!
-//! # Traps (phase 1)
+//! # Traps
 //!
-//! `guest_set_trap` is complete for validation and the trap map
-//! (`kcore::trap`). Every trap exit is delivered **synchronously**, through
-//! `vcpu_resume`: with key 0 for a trap without a port (and for accesses no
-//! trap covers, as Magenta did for I/O), and with the trap's key for a trap
-//! with a port. Asynchronous delivery through the port, from the per-trap
-//! packet pool with VCPU pausing (decision 2, `kcore::port`), comes next;
-//! until then a port trap behaves like a synchronous one with its key.
+//! `guest_set_trap` validates in `kcore::trap`'s order and records the trap
+//! in a sorted map per address space: the lookup on the exit path is a
+//! binary search plus a reference-count increment, O(log n), no allocation.
+//!
+//! **Without a port** every access the trap covers (and, as in Magenta, any
+//! I/O access no trap covers) comes back from `vcpu_resume` with key 0.
+//!
+//! **With a port** (decision 2) the trap gets a fixed pool of
+//! `MX_GUEST_TRAP_POOL_SIZE` = 256 packets in that port, allocated by
+//! `guest_set_trap` (`object::port::PortTrap` over `kcore::port`). A *write*
+//! the trap covers (`OUT`; a memory write, from the nested-fault error code)
+//! completes in the kernel: RIP moves past the instruction, the GUEST_IO
+//! packet (with the `OUT` data) or GUEST_MEM packet (GPA and instruction
+//! bytes) is queued on the port with the trap's key, and the guest runs on.
+//! When the pool is empty the VCPU pauses inside `vcpu_resume` (its thread
+//! blocks on the trap's wait queue, `Vcpu::pause_count` counts it) until a
+//! `port_wait` or `try_dequeue` by any thread takes one of the trap's
+//! packets; each such dequeue hands the freed packet to the oldest paused
+//! VCPU and wakes exactly that one, which queues its packet and runs on.
+//! Packets are never lost, duplicated or reordered. A *read* (`IN`, a memory
+//! read) cannot be completed asynchronously, since only the VMM knows the
+//! value: it comes back from `vcpu_resume` with the trap's key (not 0, so
+//! the VMM can route it like the trap's port packets) and is answered with
+//! `vcpu_write_state`. A VMM that needs a read ordered after earlier writes
+//! must drain the port first. The register operand of an asynchronous
+//! memory write is not captured (a MEM trap with a port is a doorbell).
+//!
+//! **Teardown.** Closing the guest's last handle destroys its traps: each
+//! trap's pool is removed from its port, cancelling only that trap's queued
+//! packets (user packets with the same key stay), and VCPUs paused on it
+//! wake: their `vcpu_resume` returns `BAD_STATE` (the access completed, its
+//! packet is dropped). The VCPUs hold the guest's memory and may run on, as
+//! in Zircon, but without traps (accesses behave as untrapped ones: I/O
+//! comes back from `vcpu_resume` with key 0). A port that loses its
+//! last handle while a guest uses it: paused VCPUs wake, and each access
+//! that would queue a packet completes, drops the packet and makes
+//! `vcpu_resume` return `BAD_STATE` (Zircon's choice); resuming again runs
+//! the guest on, so the guest keeps working. A paused VCPU whose thread is
+//! killed returns `CANCELED`, passing on any packet slot it was handed.
 //!
 //! # VCPUs
 //!

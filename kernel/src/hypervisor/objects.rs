@@ -5,14 +5,14 @@
 use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX};
 use super::x86;
 use crate::arch::x86::percpu::cpu_index;
-use crate::object::port::Port;
+use crate::object::port::{Port, PortTrap};
 use crate::object::{KernelObject, ObjectBase};
 use crate::sched::{WaitQueue, WakeReason, INFINITE};
 use crate::sync::IrqSpinlock;
 use crate::vm::Vmo;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
@@ -22,6 +22,9 @@ use mx_abi::{
 };
 
 const PAGE_SIZE: u64 = 4096;
+
+// The pool size the header documents is the one the port implements.
+const _: () = assert!(kcore::port::TRAP_POOL_SIZE as u64 == mx_abi::GUEST_TRAP_POOL_SIZE);
 
 /// The hardware backend for a new guest, or `NOT_SUPPORTED`.
 fn new_backend() -> Result<Box<dyn GuestBackend>, Status> {
@@ -51,16 +54,29 @@ pub struct Guest {
     memory: Arc<Vmo>,
     backend: Box<dyn GuestBackend>,
     /// Held while a nested page fault maps a page, so a MEM trap set at the
-    /// same time cannot be mapped over.
-    traps: IrqSpinlock<TrapMap<Arc<Port>>>,
+    /// same time cannot be mapped over. A trap with a port holds its packet
+    /// pool in that port.
+    traps: IrqSpinlock<TrapMap<Arc<PortTrap>>>,
+}
+
+/// The trap an exit hit: its key and, for asynchronous delivery, its pool.
+struct Hit {
+    key: u64,
+    port: Option<Arc<PortTrap>>,
+}
+
+impl Hit {
+    fn of(trap: &kcore::trap::Trap<Arc<PortTrap>>) -> Hit {
+        Hit { key: trap.key, port: trap.port.clone() }
+    }
 }
 
 /// What a nested page fault at a guest-physical address means.
 enum Fault {
     /// RAM, now mapped: run on.
     Mapped,
-    /// A MEM trap with this packet key.
-    Trapped { key: u64 },
+    /// A MEM trap.
+    Trapped(Hit),
 }
 
 impl Guest {
@@ -83,13 +99,40 @@ impl Guest {
 
     /// `guest_set_trap` after the handle checks (decisions 3 and 4; the
     /// order is `kcore::trap`'s). A MEM range is unmapped from the guest.
+    /// With a port, the trap's packet pool (`TRAP_POOL_SIZE` packets) is
+    /// allocated in the port now: `NO_MEMORY` if it cannot be.
     pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
+        // Argument errors come before NO_MEMORY, whatever the pool does.
+        self.traps.lock().validate(kind, addr, len).map_err(trap_status)?;
+        let pool = match port {
+            Some(port) => Some(port.add_trap(key)?),
+            None => None,
+        };
         let mut traps = self.traps.lock();
-        traps.set_trap(kind, addr, len, key, port).map_err(trap_status)?;
+        if let Err(error) = traps.set_trap(kind, addr, len, key, pool.clone()) {
+            drop(traps);
+            if let Some(pool) = pool {
+                pool.remove();
+            }
+            return Err(trap_status(error));
+        }
         if kind == kcore::trap::TRAP_MEM {
             self.backend.unmap_range(addr, len);
         }
         Ok(())
+    }
+
+    /// The last handle is gone: every trap is removed (only its own queued
+    /// packets are cancelled; VCPUs paused on it wake with `BAD_STATE`). The
+    /// VCPUs, which keep the guest alive, run on without traps. Allocates
+    /// nothing.
+    fn destroy(&self) {
+        let mut traps = core::mem::replace(&mut *self.traps.lock(), TrapMap::new(GUEST_PHYS_SIZE));
+        for trap in traps.drain() {
+            if let Some(pool) = trap.port {
+                pool.remove();
+            }
+        }
     }
 
     /// The size of guest RAM.
@@ -97,18 +140,16 @@ impl Guest {
         self.memory.size()
     }
 
-    /// The key a trap exit at `addr` of `kind` carries: the trap's key when
-    /// it has a port (delivered synchronously until async traps exist), else
-    /// 0; `None` when no trap covers `addr`.
-    fn trap_key(&self, kind: TrapKind, addr: u64) -> Option<u64> {
-        let traps = self.traps.lock();
-        traps.lookup(kind, addr).map(|t| if t.port.is_some() { t.key } else { 0 })
+    /// The trap of `kind` covering `addr`, if any: a binary search under the
+    /// trap lock and a reference-count increment, no allocation.
+    fn lookup(&self, kind: TrapKind, addr: u64) -> Option<Hit> {
+        self.traps.lock().lookup(kind, addr).map(Hit::of)
     }
 
     fn nested_fault(&self, gpa: u64) -> Result<Fault, Status> {
         let traps = self.traps.lock();
         if let Some(trap) = traps.lookup(TrapKind::Mem, gpa) {
-            return Ok(Fault::Trapped { key: if trap.port.is_some() { trap.key } else { 0 } });
+            return Ok(Fault::Trapped(Hit::of(trap)));
         }
         if gpa >= self.memory.size() {
             return Err(Status::OutOfRange);
@@ -154,6 +195,9 @@ impl KernelObject for Guest {
     }
     fn is_waitable(&self) -> bool {
         false
+    }
+    fn on_zero_handles(&self) {
+        self.destroy();
     }
 }
 
@@ -238,6 +282,8 @@ pub struct Vcpu {
     /// The VCPU's thread while it is halted in HLT.
     halted: WaitQueue,
     run: RunState,
+    /// Times the VCPU paused because a trap's packet pool was empty.
+    pauses: AtomicU64,
 }
 
 impl Vcpu {
@@ -262,6 +308,7 @@ impl Vcpu {
             events: IrqSpinlock::new(Events::default()),
             halted: WaitQueue::new(),
             run: RunState::new(),
+            pauses: AtomicU64::new(0),
         }))
     }
 
@@ -278,6 +325,11 @@ impl Vcpu {
     pub fn guest_rip(&self) -> Result<u64, Status> {
         self.check_thread()?;
         Ok(self.hw.lock().backend.rip())
+    }
+
+    /// How many times the VCPU paused on an empty trap packet pool.
+    pub fn pause_count(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
     }
 
     /// `vcpu_interrupt`: from any thread. `OUT_OF_RANGE` above 255.
@@ -422,7 +474,7 @@ impl Vcpu {
                 if string || rep {
                     return Err(Status::NotSupported);
                 }
-                let key = self.guest.trap_key(TrapKind::Io, u64::from(port)).unwrap_or(0);
+                let hit = self.guest.lookup(TrapKind::Io, u64::from(port));
                 let mut regs = backend.gprs();
                 let data = if input {
                     if size == 4 {
@@ -435,11 +487,14 @@ impl Vcpu {
                 };
                 backend.set_rip(next_rip);
                 let io = PacketGuestIo { port, access_size: size, input: u8::from(input), data, ..Default::default() };
-                Ok(Some(PortPacket::new(key, 0, Payload::GuestIo(io))))
+                self.deliver(hit, !input, Payload::GuestIo(io))
             }
-            Exit::NestedPageFault { gpa, .. } => match self.guest.nested_fault(gpa)? {
+            Exit::NestedPageFault { gpa, write } => match self.guest.nested_fault(gpa)? {
                 Fault::Mapped => Ok(None),
-                Fault::Trapped { key } => self.mem_exit(backend, gpa, key).map(Some),
+                Fault::Trapped(hit) => {
+                    let mem = self.mem_exit(backend, gpa)?;
+                    self.deliver(Some(hit), write, Payload::GuestMem(mem))
+                }
             },
             Exit::Cpuid => {
                 x86::cpuid(backend);
@@ -505,9 +560,39 @@ impl Vcpu {
         }
     }
 
+    /// Delivers a trap packet whose instruction has completed (RIP is past
+    /// it). A write (`OUT`, a MEM write) to a trap with a port goes through
+    /// the port, from the trap's pool, and the guest runs on (`Ok(None)`),
+    /// after a pause if the pool is empty. Everything else comes back from
+    /// `vcpu_resume`: with key 0 when no trap or a trap without a port
+    /// covers the access, and with the trap's key for a read (`IN`, a MEM
+    /// read) of a trap with a port, since only `vcpu_resume` can supply the
+    /// value read. An asynchronous packet that cannot be queued makes
+    /// `vcpu_resume` fail (`BAD_STATE`: the port has no handles or the guest
+    /// was destroyed; `CANCELED`: the thread was killed while paused).
+    fn deliver(&self, hit: Option<Hit>, write: bool, payload: Payload) -> Result<Option<PortPacket>, Status> {
+        match hit {
+            Some(Hit { key, port: Some(pool) }) if write => {
+                let packet = PortPacket::new(key, 0, payload);
+                let packet = kcore::port::Packet {
+                    key,
+                    kind: packet.packet_type,
+                    status: 0,
+                    payload: packet.payload.to_bytes(),
+                };
+                pool.queue(packet, || {
+                    self.pauses.fetch_add(1, Ordering::Relaxed);
+                })?;
+                Ok(None)
+            }
+            Some(Hit { key, port: Some(_) }) => Ok(Some(PortPacket::new(key, 0, payload))),
+            _ => Ok(Some(PortPacket::new(0, 0, payload))),
+        }
+    }
+
     /// A MEM trap exit: fetches the instruction through the guest's page
-    /// tables, moves RIP past it and builds the packet.
-    fn mem_exit(&self, backend: &mut dyn VcpuBackend, gpa: u64, key: u64) -> Result<PortPacket, Status> {
+    /// tables, moves RIP past it and builds the payload.
+    fn mem_exit(&self, backend: &mut dyn VcpuBackend, gpa: u64) -> Result<PacketGuestMem, Status> {
         let (cs_base, mode) = backend.code_segment();
         let rip = backend.rip();
         let linear = if mode == Mode::Bits64 { rip } else { cs_base.wrapping_add(rip) & 0xffff_ffff };
@@ -523,8 +608,7 @@ impl Vcpu {
         backend.set_rip(next);
         let mut inst_buf = [0u8; X86_MAX_INST_LEN];
         inst_buf[..len].copy_from_slice(&bytes[..len]);
-        let mem = PacketGuestMem { addr: gpa, inst_len: inst.len, inst_buf, reserved: 0 };
-        Ok(PortPacket::new(key, 0, Payload::GuestMem(mem)))
+        Ok(PacketGuestMem { addr: gpa, inst_len: inst.len, inst_buf, reserved: 0 })
     }
 
     /// Up to 15 instruction bytes at the linear address `linear`, through

@@ -10,6 +10,8 @@
 //! code at 0x10000.
 
 use super::{Guest, Vcpu};
+use crate::object::port::Port;
+use crate::object::Handle;
 use crate::sched::{self, ThreadOptions, INFINITE};
 use crate::sync::IrqSpinlock;
 use crate::vm::Vmo;
@@ -19,7 +21,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
-use mx_abi::{PacketGuestIo, PacketGuestMem, Payload, Status, VcpuIo};
+use kcore::port::{Packet, PKT_TYPE_GUEST_IO, PKT_TYPE_GUEST_MEM, PKT_TYPE_USER};
+use mx_abi::{PacketGuestIo, PacketGuestMem, Payload, Rights, Status, VcpuIo};
 
 const MEM: u64 = 4 << 20;
 const CODE: u64 = 0x10000;
@@ -181,15 +184,24 @@ ktest!(hypervisor_io_trap_keys, || {
     }
     on_vcpu_thread("hv-io-keys", || {
         let (guest, vcpu) = machine(IO_CODE)?;
-        // A trap without a port: key 0. With a port: its key (synchronous
-        // in phase 1).
+        // A trap without a port: key 0, through vcpu_resume. With a port:
+        // an OUT goes through the port with the trap's key and the guest runs
+        // on; an IN comes back from vcpu_resume with the trap's key.
         guest.set_trap(1, 0x3f8, 8, None, 55).map_err(st("trap"))?;
-        let port = crate::object::port::Port::new();
-        guest.set_trap(1, 0x80, 1, Some(port), 66).map_err(st("trap"))?;
+        let (port, _port_handle) = port_with_handle();
+        guest.set_trap(1, 0x80, 1, Some(port.clone()), 66).map_err(st("trap"))?;
+        guest.set_trap(1, 0x60, 1, Some(port.clone()), 77).map_err(st("trap"))?;
+        expect_io(&vcpu, 0x3f8, 1, false, 0x42, 0x07)?;
+        // OUT 0x80 went to the port; the next exit is the IN from 0x3f8.
+        expect_io(&vcpu, 0x3f8, 4, true, 0, 0x0f)?;
+        let (key, io) = port_io(&port)?;
+        kassert!(key == 66 && io.port == 0x80 && io.data == 0x1234_5678 && io.input == 0, "key {key} {io:?}");
+        kassert!(port.try_dequeue().is_none());
+        vcpu.write_io(&VcpuIo { access_size: 4, data: 7 }).map_err(st("io"))?;
+        expect_io(&vcpu, 0x81, 4, false, 7, 0x11)?;
         let (key, io) = next_io(&vcpu)?;
-        kassert!(key == 0 && io.port == 0x3f8, "key {key} port {:#x}", io.port);
-        let (key, io) = next_io(&vcpu)?;
-        kassert!(key == 66 && io.port == 0x80, "key {key} port {:#x}", io.port);
+        kassert!(key == 77 && io.port == 0x60 && io.input == 1, "key {key} {io:?}");
+        kassert!(vcpu.pause_count() == 0);
         // Trap map rules through the guest (decisions 3 and 4).
         kassert!(guest.set_trap(1, 0x3fc, 1, None, 0) == Err(Status::AlreadyExists));
         kassert!(guest.set_trap(1, 0xffff, 1, None, 0) == Ok(()));
@@ -238,8 +250,8 @@ ktest!(hypervisor_mmio_trap_exit, || {
         let (guest, vcpu) = machine(MMIO_CODE)?;
         // MMIO above RAM (no port: key 0), and a page of RAM (port: key 77).
         guest.set_trap(0, 0x40_0000, 0x1000, None, 9).map_err(st("trap"))?;
-        let port = crate::object::port::Port::new();
-        guest.set_trap(0, 0x30_0000, 0x1000, Some(port), 77).map_err(st("trap"))?;
+        let (port, _port_handle) = port_with_handle();
+        guest.set_trap(0, 0x30_0000, 0x1000, Some(port.clone()), 77).map_err(st("trap"))?;
         expect_mem(&vcpu, 0, 0x40_0010, MMIO_CODE, 0, 11)?;
         expect_mem(&vcpu, 0, 0x40_0010, MMIO_CODE, 0x19, 5)?;
         expect_mem(&vcpu, 0, 0x40_0020, MMIO_CODE, 0x1e, 4)?;
@@ -248,8 +260,13 @@ ktest!(hypervisor_mmio_trap_exit, || {
         state.rax = 0xbeef;
         vcpu.write_state(&state).map_err(st("state"))?;
         expect_io(&vcpu, 0x80, 4, false, 0xbeef, 0x24)?;
-        expect_mem(&vcpu, 77, 0x30_0004, MMIO_CODE, 0x24, 8)?;
+        // The write to the port trap went through the port; the guest ran on.
+        kassert!(port.is_empty());
         expect_io(&vcpu, 0x80, 1, false, 1, 0x30)?;
+        let packet = port.try_dequeue().ok_or("no MEM packet on the port")?;
+        let mem = PacketGuestMem::from_bytes(&packet.payload);
+        kassert!(packet.key == 77 && packet.kind == PKT_TYPE_GUEST_MEM && mem.addr == 0x30_0004, "{packet:?}");
+        kassert!(mem.instruction() == &MMIO_CODE[0x24..0x2c], "bytes {:x?}", mem.instruction());
         Ok(())
     })
 });
@@ -596,4 +613,357 @@ ktest!(hypervisor_bad_guests_do_not_crash_the_host, || {
     }
     // Still healthy: a normal guest runs.
     on_vcpu_thread("hv-after", || count_guest(10))
+});
+
+// ---- asynchronous traps (phase 2) ----
+
+/// A port with one handle (a port without handles refuses trap packets).
+fn port_with_handle() -> (Arc<Port>, Handle) {
+    let port = Port::new();
+    let handle = Handle::new(port.clone(), Rights::DEFAULT_PORT);
+    (port, handle)
+}
+
+fn io_of(packet: &Packet) -> Result<(u64, PacketGuestIo), String> {
+    kassert!(packet.kind == PKT_TYPE_GUEST_IO && packet.status == 0, "not an IO packet: {packet:?}");
+    Ok((packet.key, PacketGuestIo::from_bytes(&packet.payload)))
+}
+
+/// The next packet of `port`, which must be an IO packet.
+fn port_io(port: &Port) -> Result<(u64, PacketGuestIo), String> {
+    let packet = port.try_dequeue().ok_or_else(|| String::from("port empty"))?;
+    io_of(&packet)
+}
+
+/// Polls `cond` every millisecond, for up to 20 s.
+fn wait_for(what: &str, cond: impl Fn() -> bool) -> TestResult {
+    let deadline = crate::time::now_ns() + 20_000_000_000;
+    while !cond() {
+        if crate::time::now_ns() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        sleep_ms(1);
+    }
+    Ok(())
+}
+
+/// xor ecx,ecx; 1: mov eax,ecx; out `port`,eax; inc ecx; cmp ecx,`n`; jne 1b;
+/// mov al,1; out 0x81,al (at 0x12, RIP 0x14 after it); 2: hlt; jmp 2b
+fn out_loop_code(port: u8, n: u32) -> Vec<u8> {
+    let mut code = alloc::vec![0x31, 0xc9, 0x89, 0xc8, 0xe7, port, 0xff, 0xc1, 0x81, 0xf9];
+    code.extend_from_slice(&n.to_le_bytes());
+    code.extend_from_slice(&[0x75, 0xf2, 0xb0, 0x01, 0xe6, 0x81, 0xf4, 0xeb, 0xfd]);
+    code
+}
+
+/// RIP after the final `out 0x81, al` of `out_loop_code`.
+const OUT_LOOP_END: u64 = 0x14;
+const TRAP_PORT: u64 = 0x90;
+const STOP_KEY: u64 = u64::MAX;
+
+type Slot<T> = Arc<IrqSpinlock<Option<T>>>;
+
+fn slot<T>() -> Slot<T> {
+    Arc::new(IrqSpinlock::new(None))
+}
+
+/// What a VCPU thread running `out_loop_code` shares with the test.
+struct Loop {
+    vcpu: IrqSpinlock<Option<Arc<Vcpu>>>,
+    /// The guest reached its final synchronous OUT: every trap packet is queued.
+    looped: AtomicBool,
+    /// The test is done with the port: the guest may go.
+    done: AtomicBool,
+}
+
+impl Default for Loop {
+    fn default() -> Self {
+        Loop { vcpu: IrqSpinlock::new(None), looped: AtomicBool::new(false), done: AtomicBool::new(false) }
+    }
+}
+
+impl Loop {
+    fn pauses(&self) -> u64 {
+        self.vcpu.lock().as_ref().map_or(0, |v| v.pause_count())
+    }
+}
+
+/// Starts a VCPU thread running `out_loop_code(TRAP_PORT, n)` with an IO
+/// trap on TRAP_PORT to `port` with `key`. It runs until the final
+/// synchronous OUT, then keeps the guest (and its queued packets) alive
+/// until `done` is set.
+fn spawn_out_loop(name: &str, port: &Arc<Port>, key: u64, n: u32, shared: &Arc<Loop>) -> Result<Spawned, String> {
+    let (port, shared) = (port.clone(), shared.clone());
+    spawn_vcpu_thread(name, move || {
+        let (guest, v) = machine(&out_loop_code(TRAP_PORT as u8, n))?;
+        guest.set_trap(1, TRAP_PORT, 1, Some(port), key).map_err(st("trap"))?;
+        *shared.vcpu.lock() = Some(v.clone());
+        expect_io(&v, 0x81, 1, false, 1, OUT_LOOP_END)?;
+        shared.looped.store(true, Ordering::Release);
+        wait_for("the consumers", || shared.done.load(Ordering::Acquire))?;
+        drop(shared.vcpu.lock().take());
+        Ok(())
+    })
+}
+
+/// One consumer: takes packets until a STOP_KEY user packet; returns the
+/// counters of the trap packets in the order it got them.
+fn spawn_consumer(port: &Arc<Port>, key: u64, slow: bool, out: Slot<Vec<u32>>) -> Result<Spawned, String> {
+    let port = port.clone();
+    spawn_vcpu_thread("hv-consumer", move || {
+        let mut got = Vec::new();
+        loop {
+            let deadline = crate::time::now_ns() + 20_000_000_000;
+            let packet = port.wait(deadline).map_err(st("port_wait"))?;
+            if packet.key == STOP_KEY && packet.kind == PKT_TYPE_USER {
+                break;
+            }
+            let (k, io) = io_of(&packet)?;
+            kassert!(k == key, "key {k}, want {key}");
+            kassert!(io.port == TRAP_PORT as u16 && io.access_size == 4 && io.input == 0, "{io:?}");
+            got.push(io.data);
+            if slow && got.len() % 64 == 0 {
+                sleep_ms(1);
+            }
+        }
+        *out.lock() = Some(got);
+        Ok(())
+    })
+}
+
+/// `n` asynchronous OUTs through a port-backed trap with `consumers` threads
+/// draining the port: every packet arrives exactly once, each consumer sees
+/// them in order, and with one consumer the order is exactly 0..n. Returns
+/// how many times the VCPU paused on the empty pool.
+fn async_out_run(n: u32, consumers: usize, slow: bool) -> Result<u64, String> {
+    const KEY: u64 = 0x5eed;
+    let (port, _port_handle) = port_with_handle();
+    let shared = Arc::new(Loop::default());
+    let guest_thread = spawn_out_loop("hv-async", &port, KEY, n, &shared)?;
+    if slow {
+        // Let the pool run dry before anyone drains it.
+        wait_for("a pause", || shared.pauses() > 0)?;
+    }
+    let mut outs = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..consumers {
+        let out = slot::<Vec<u32>>();
+        threads.push(spawn_consumer(&port, KEY, slow, out.clone())?);
+        outs.push(out);
+    }
+    // The stop packets queue behind every trap packet.
+    wait_for("the guest's loop", || shared.looped.load(Ordering::Acquire))?;
+    for _ in 0..consumers {
+        port.queue_user(STOP_KEY, 0, [0; 32]).map_err(st("stop"))?;
+    }
+    let mut seen = alloc::vec![false; n as usize];
+    let mut total = 0usize;
+    for (thread, out) in threads.into_iter().zip(outs.iter()) {
+        join_vcpu_thread(thread)?;
+        let got = out.lock().take().ok_or("no result")?;
+        kassert!(got.windows(2).all(|w| w[0] < w[1]), "a consumer saw packets out of order");
+        for &d in &got {
+            kassert!((d as usize) < seen.len() && !seen[d as usize], "packet {d} twice or out of range");
+            seen[d as usize] = true;
+        }
+        total += got.len();
+    }
+    kassert!(total == n as usize, "{total} packets of {n}");
+    let pauses = shared.pauses();
+    shared.done.store(true, Ordering::Release);
+    join_vcpu_thread(guest_thread)?;
+    kassert!(port.is_empty());
+    Ok(pauses)
+}
+
+fn counts() -> (u64, usize, u64) {
+    (crate::object::live_objects_total(), crate::mm::heap::in_use(), crate::mm::frame::stats().free_frames)
+}
+
+ktest!(hypervisor_async_io_ten_thousand_with_slow_consumer, || {
+    if skip() {
+        return Ok(());
+    }
+    // A warm-up run grows what only ever grows (slabs, stack slots).
+    let pauses = async_out_run(600, 1, true)?;
+    kassert!(pauses > 0, "no pause in the warm-up");
+    let before = counts();
+    let pauses = async_out_run(10_000, 1, true)?;
+    kassert!(pauses > 0, "the VCPU never paused");
+    log::info!("ktest: 10000 async OUTs, {pauses} pauses");
+    let after = counts();
+    kassert!(after == before, "objects/heap/free frames {before:?} -> {after:?}");
+    Ok(())
+});
+
+ktest!(hypervisor_async_io_several_consumers, || {
+    if skip() {
+        return Ok(());
+    }
+    async_out_run(4000, 3, false).map(drop)
+});
+
+ktest!(hypervisor_async_io_two_guests_share_a_port, || {
+    if skip() {
+        return Ok(());
+    }
+    const N: u32 = 1500;
+    let (port, _port_handle) = port_with_handle();
+    let shared = [Arc::new(Loop::default()), Arc::new(Loop::default())];
+    let a = spawn_out_loop("hv-share-a", &port, 1, N, &shared[0])?;
+    let b = spawn_out_loop("hv-share-b", &port, 2, N, &shared[1])?;
+    let mut next = [0u32; 2];
+    while next != [N, N] {
+        let packet = port.wait(crate::time::now_ns() + 20_000_000_000).map_err(st("port_wait"))?;
+        let (key, io) = io_of(&packet)?;
+        kassert!(key == 1 || key == 2, "key {key}");
+        let i = key as usize - 1;
+        kassert!(io.data == next[i], "guest {key}: got {}, want {}", io.data, next[i]);
+        next[i] += 1;
+        if next[i] % 128 == 0 {
+            sleep_ms(1);
+        }
+    }
+    for s in &shared {
+        wait_for("the loop", || s.looped.load(Ordering::Acquire))?;
+        s.done.store(true, Ordering::Release);
+    }
+    join_vcpu_thread(a)?;
+    join_vcpu_thread(b)?;
+    kassert!(port.is_empty());
+    Ok(())
+});
+
+// mov dword [0x300010], 0xabcd; mov eax, [0x300020]; out 0x80, eax; 1: hlt; jmp 1b
+const ASYNC_MEM_CODE: &[u8] = &[
+    0xc7, 0x04, 0x25, 0x10, 0x00, 0x30, 0x00, 0xcd, 0xab, 0x00, 0x00, 0x8b, 0x04, 0x25, 0x20, 0x00, 0x30, 0x00, 0xe7,
+    0x80, 0xf4, 0xeb, 0xfd,
+];
+
+ktest!(hypervisor_async_mem_trap, || {
+    if skip() {
+        return Ok(());
+    }
+    on_vcpu_thread("hv-async-mem", || {
+        let (guest, vcpu) = machine(ASYNC_MEM_CODE)?;
+        let (port, _port_handle) = port_with_handle();
+        guest.set_trap(0, 0x30_0000, 0x1000, Some(port.clone()), 77).map_err(st("trap"))?;
+        // The write goes through the port and the guest runs on; the read
+        // needs a value, so it comes back from vcpu_resume with the key.
+        expect_mem(&vcpu, 77, 0x30_0020, ASYNC_MEM_CODE, 11, 7)?;
+        let packet = port.try_dequeue().ok_or("no MEM packet on the port")?;
+        let mem = PacketGuestMem::from_bytes(&packet.payload);
+        kassert!(packet.key == 77 && packet.kind == PKT_TYPE_GUEST_MEM && packet.status == 0, "{packet:?}");
+        kassert!(mem.addr == 0x30_0010 && mem.instruction() == &ASYNC_MEM_CODE[..11], "{mem:?}");
+        kassert!(mem.inst_buf[11..].iter().all(|&b| b == 0));
+        kassert!(port.is_empty());
+        let mut state = vcpu.read_state().map_err(st("state"))?;
+        state.rax = 0x55;
+        vcpu.write_state(&state).map_err(st("state"))?;
+        expect_io(&vcpu, 0x80, 4, false, 0x55, 20)?;
+        Ok(())
+    })
+});
+
+ktest!(hypervisor_guest_destroy_cancels_only_its_packets, || {
+    if skip() {
+        return Ok(());
+    }
+    const KEY: u64 = 42;
+    let (port, _port_handle) = port_with_handle();
+    port.queue_user(KEY, 0, [1; 32]).map_err(st("queue"))?;
+    let handle_slot: Slot<Handle> = slot();
+    let shared = Arc::new(Loop::default());
+    let (p, sh, hs) = (port.clone(), shared.clone(), handle_slot.clone());
+    let thread = spawn_vcpu_thread("hv-destroy", move || {
+        let (guest, vcpu) = machine(&out_loop_code(TRAP_PORT as u8, 300))?;
+        guest.set_trap(1, TRAP_PORT, 1, Some(p), KEY).map_err(st("trap"))?;
+        *hs.lock() = Some(Handle::new(guest.clone(), Rights::DEFAULT_GUEST));
+        drop(guest);
+        *sh.vcpu.lock() = Some(vcpu.clone());
+        // 256 OUTs fill the pool, the 257th pauses; the guest's destruction
+        // wakes the VCPU with BAD_STATE (that packet is dropped). The VCPU
+        // runs on without traps: the next OUT to the port is synchronous.
+        let r = vcpu.resume();
+        kassert!(r.as_ref().err() == Some(&Status::BadState), "resume: {r:?}");
+        expect_io(&vcpu, TRAP_PORT as u16, 4, false, 257, 6)?;
+        kassert!(vcpu.pause_count() == 1);
+        drop(sh.vcpu.lock().take());
+        Ok(())
+    })?;
+    wait_for("a pause", || shared.pauses() > 0)?;
+    kassert!(port.len() == 1 + 256, "{} queued", port.len());
+    port.queue_user(KEY, 0, [2; 32]).map_err(st("queue"))?;
+    let handle = handle_slot.lock().take().ok_or("no guest handle")?;
+    drop(handle);
+    join_vcpu_thread(thread)?;
+    // Only the guest's packets went; both user packets with its key remain.
+    for fill in [1u8, 2] {
+        let packet = port.try_dequeue().ok_or("a user packet was cancelled")?;
+        kassert!(packet.key == KEY && packet.kind == PKT_TYPE_USER && packet.payload == [fill; 32], "{packet:?}");
+    }
+    kassert!(port.is_empty());
+    Ok(())
+});
+
+ktest!(hypervisor_trap_port_closed_while_guest_runs, || {
+    if skip() {
+        return Ok(());
+    }
+    let (port, port_handle) = port_with_handle();
+    let shared = Arc::new(Loop::default());
+    let (p, sh) = (port.clone(), shared.clone());
+    let thread = spawn_vcpu_thread("hv-port-closed", move || {
+        let (guest, vcpu) = machine(&out_loop_code(TRAP_PORT as u8, 300))?;
+        guest.set_trap(1, TRAP_PORT, 1, Some(p), 9).map_err(st("trap"))?;
+        *sh.vcpu.lock() = Some(vcpu.clone());
+        // The paused OUT and every later one fail with BAD_STATE (each
+        // completed, packet dropped); the guest runs on to its final OUT.
+        let mut failures = 0;
+        loop {
+            match vcpu.resume() {
+                Err(Status::BadState) => failures += 1,
+                Ok(packet) => {
+                    kassert!(packet.key == 0, "key {}", packet.key);
+                    break;
+                }
+                Err(e) => return Err(format!("resume: {e:?}")),
+            }
+        }
+        kassert!(failures == 300 - 256, "{failures} failures");
+        kassert!(vcpu.guest_rip().map_err(st("rip"))? == CODE + OUT_LOOP_END);
+        kassert!(vcpu.pause_count() == 1);
+        drop(sh.vcpu.lock().take());
+        Ok(())
+    })?;
+    wait_for("a pause", || shared.pauses() > 0)?;
+    kassert!(port.len() == 256);
+    drop(port_handle);
+    join_vcpu_thread(thread)?;
+    // The guest is gone, and its trap's packets with it.
+    kassert!(port.is_empty());
+    Ok(())
+});
+
+ktest!(hypervisor_paused_vcpu_thread_killed, || {
+    if skip() {
+        return Ok(());
+    }
+    let (port, _port_handle) = port_with_handle();
+    let shared = Arc::new(Loop::default());
+    let (p, sh) = (port.clone(), shared.clone());
+    let spawned = spawn_vcpu_thread("hv-killed", move || {
+        let (guest, vcpu) = machine(&out_loop_code(TRAP_PORT as u8, 300))?;
+        guest.set_trap(1, TRAP_PORT, 1, Some(p), 5).map_err(st("trap"))?;
+        *sh.vcpu.lock() = Some(vcpu.clone());
+        let r = vcpu.resume();
+        drop(sh.vcpu.lock().take());
+        kassert!(r.as_ref().err() == Some(&Status::Canceled), "resume: {r:?}");
+        Ok(())
+    })?;
+    wait_for("a pause", || shared.pauses() > 0)?;
+    spawned.0.kill();
+    join_vcpu_thread(spawned)?;
+    kassert!(port.is_empty());
+    Ok(())
 });

@@ -1101,8 +1101,8 @@ impl SyscallHandler for Ctx {
             Some(port) => Some(self.typed::<Port>(port)?.0),
             None => None,
         };
-        // Phase 1: a trap with a port is delivered synchronously too (with
-        // its key) until async trap packets exist; see `hypervisor`.
+        // With a port, writes the trap covers are delivered through it from
+        // the trap's packet pool; see `hypervisor`.
         guest.set_trap(kind, addr as u64, len as u64, port, key)
     }
 

@@ -32,6 +32,30 @@ enum {
 // Size of the guest I/O port space: ports 0 to 0xFFFF inclusive.
 #define MX_GUEST_IO_SIZE   (1u << 16)
 
+// Asynchronous trap delivery (magnetar). With a port, each trap has its
+// own pool of `MX_GUEST_TRAP_POOL_SIZE` packets, allocated by
+// `mx_guest_set_trap`. A guest write the trap covers (`OUT`, or a memory
+// write to a MEM trap) completes at once: its packet (key = the trap's
+// key; the `OUT` data, or the GPA and instruction bytes) is queued on
+// the port and the VCPU runs on. While all of a trap's packets are
+// queued, the VCPU that hits the trap pauses inside `mx_vcpu_resume`
+// until `mx_port_wait` (any thread) dequeues one of them; freed packets
+// go to the paused VCPUs oldest first. A memory write's register operand
+// is not captured (only immediates are in the instruction bytes): use a
+// MEM trap with a port as a doorbell. A read (`IN`, a memory read) needs
+// a value, so it comes back from `mx_vcpu_resume` with the trap's key,
+// and the VMM answers it with `mx_vcpu_write_state`. Closing the guest's
+// last handle removes its traps and only their queued packets; VCPUs
+// paused on them return `MX_ERR_BAD_STATE`, and the VCPUs run on without
+// traps. If the port has
+// lost its last handle, an access that would queue a packet completes,
+// the packet is dropped and `mx_vcpu_resume` returns `MX_ERR_BAD_STATE`;
+// resuming again runs on. A paused VCPU whose thread is killed returns
+// `MX_ERR_CANCELED`.
+
+// Packets preallocated per trap with a port.
+#define MX_GUEST_TRAP_POOL_SIZE 256u
+
 // The arguments of `mx_vcpu_create` (x86 layout).
 struct mx_vcpu_create_args {
     // Initial RIP (guest-physical, below the guest memory size).
