@@ -172,15 +172,25 @@ crate::ktest!(sched_higher_priority_runs_first, || {
 });
 
 crate::ktest!(sched_sleep_until_is_accurate, || {
-    let mut worst = 0;
+    // Never early, ever. Late by less than 5 ms in the best of a few tries
+    // per length: the emulator's host may deschedule a virtual CPU now and
+    // then, but a wake-up that waits for some later tick is late every time.
+    let mut worst_best = 0;
     for ahead in [MS, 3 * MS, 10 * MS] {
-        let deadline = now_ns() + ahead;
-        sleep_until(deadline).map_err(|s| format!("sleep: {s}"))?;
-        let woke = now_ns();
-        kassert!(woke >= deadline, "woke {} ns early", deadline - woke);
-        worst = worst.max(woke - deadline);
+        let mut best = u64::MAX;
+        for _ in 0..5 {
+            let deadline = now_ns() + ahead;
+            sleep_until(deadline).map_err(|s| format!("sleep: {s}"))?;
+            let woke = now_ns();
+            kassert!(woke >= deadline, "woke {} ns early", deadline - woke);
+            best = best.min(woke - deadline);
+            if best < MS {
+                break;
+            }
+        }
+        worst_best = worst_best.max(best);
     }
-    kassert!(worst < 5 * MS, "woke up to {} us late", worst / 1000);
+    kassert!(worst_best < 5 * MS, "woke up at best {} us late", worst_best / 1000);
     // A deadline in the past only yields.
     sleep_until(0).map_err(|s| format!("sleep(0): {s}"))?;
     Ok(())
