@@ -34,6 +34,7 @@ help:
 	@echo "make test     host unit tests and QEMU boot tests, with a summary line"
 	@echo "make check    clippy (warnings are errors) and rustfmt --check"
 	@echo "make setup    install missing prerequisites (Rust target, QEMU, OVMF, xorriso, mtools)"
+	@echo "make bench    benchmarks vs Linux/KVM in the same QEMU: table + build/bench/results.json"
 	@echo "make clean    remove target/ and build/"
 	@echo "make userland build/vdso.so (+ vdso-layout.rs), the C sysroot, init, hello, hello-c and"
 	@echo "              build/bootfs.img; \`make run PROGRAM=prog.elf\` boots init + that program"
@@ -59,28 +60,42 @@ sysroot:
 
 # The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
 userland: setup-rust vdso sysroot
-	$(CARGO) build -p init -p hello -p conformance --target $(TARGET) --release
+	$(CARGO) build -p init -p hello -p conformance -p bench -p guest-manager -p hvtest --target $(TARGET) --release
 	@mkdir -p build/bootfs
+	as --64 -o build/guest-hello.o userland/guests/hello/guest.s
+	ld -Ttext=0x10000 -e _start --oformat binary -o build/bootfs/guest.bin build/guest-hello.o
 	$(USER_CC) -o build/hello-c.elf userland/hello-c/hello.c $(USER_LIBS)
 	$(USER_CC) -Wall -Wextra -Werror -o build/c-conformance.elf userland/c-conformance/c_conformance.c $(USER_LIBS)
+	$(USER_CC) -Wall -Wextra -Werror -o build/c-guest.elf userland/c-guest/c_guest.c $(USER_LIBS)
 	objcopy --strip-debug $(USER_OUT)/init build/bootfs/init
 	objcopy --strip-debug $(USER_OUT)/hello build/bootfs/hello
 	objcopy --strip-debug build/hello-c.elf build/bootfs/hello-c
 	objcopy --strip-debug build/c-conformance.elf build/bootfs/c-conformance
+	objcopy --strip-debug build/c-guest.elf build/bootfs/c-guest
 	objcopy --strip-debug $(USER_OUT)/conformance build/bootfs/conformance
-	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\n' > build/bootfs/init.rc
+	objcopy --strip-debug $(USER_OUT)/bench build/bootfs/bench
+	objcopy --strip-debug $(USER_OUT)/guest-manager build/bootfs/guest-manager
+	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
+	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
+	printf 'bin/bench +job +vdso +bootfs\n' > build/bootfs/bench.rc
+	printf 'bin/bench quick +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
-		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance \
-		build/bootfs/conformance=bin/conformance \
-		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc
+		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
+		build/bootfs/conformance=bin/conformance build/bootfs/bench=bin/bench \
+		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc \
+		build/bootfs/bench.rc=etc/bench.rc build/bootfs/bench-quick.rc=etc/bench-quick.rc \
+		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
+		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc
 
-# With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names.
+# With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names; it gets
+# the root resource (+resource), so a guest manager can make a hypervisor resource.
 bootfs: userland
 	@test -n "$(PROGRAM)" || { echo "make bootfs: set PROGRAM=path/to/prog.elf" >&2; exit 1; }
 	@test -f "$(PROGRAM)" || { echo "make bootfs: $(PROGRAM) not found" >&2; exit 1; }
 	@mkdir -p build/bootfs
-	printf 'bin/%s\n' "$(notdir $(PROGRAM))" > build/bootfs/program.rc
+	printf 'bin/%s +resource\n' "$(notdir $(PROGRAM))" > build/bootfs/program.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init "$(PROGRAM)=bin/$(notdir $(PROGRAM))" \
 		build/bootfs/program.rc=etc/init.rc
 
@@ -104,6 +119,10 @@ test: setup build
 		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
 		grep -ho 'syscalls: [0-9]* passed, [0-9]* failed' "$$log" || echo "syscalls: no summary line"; \
 	done; \
+	for log in build/runs/hypervisor-smp*/serial.log; do \
+		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
+		grep -ho 'hypervisor: [0-9]* passed, [0-9]* failed\(, [0-9]* skipped\)\?' "$$log" || echo "hypervisor: no summary line"; \
+	done; \
 	awk -v status=$$status -f tools/test-summary.awk build/test.log; \
 	exit $$status
 
@@ -111,12 +130,17 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p init -p hello -p conformance --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p init -p hello -p conformance -p bench -p guest-manager -p hvtest --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean
 	rm -rf build $(SYSROOT)
 
-bench fuzz:
-	@echo "make $@: not yet implemented" >&2
+# Our benchmarks against Linux/KVM in the same QEMU configuration (tools/src/bench.rs):
+# the table, and build/bench/results.json. ROUNDS=N boots of each kind (default 3).
+bench: setup build
+	$(MTOOL) bench $(if $(ROUNDS),--rounds $(ROUNDS))
+
+fuzz:
+	@echo "make fuzz: not yet implemented" >&2
 	@exit 1

@@ -257,6 +257,14 @@ fn init_runs_programs_from_bootfs() {
             "log: hello from C on magnetar",
             "log: init: bin/hello-c exited with 0",
             "log: init: bin/c-conformance exited with 0",
+            "log: c-guest: Hi",
+            "log: c-guest: guest powered off after 3 IO and 1 MMIO exits",
+            "log: init: bin/c-guest exited with 0",
+            "log: guest: hello from a 64-bit guest on magnetar",
+            "log: guest: mmio device id ok, scratch register read back",
+            "log: guest: interrupt 0x40 taken",
+            "log: guest-manager: guest powered off with 0",
+            "log: init: bin/guest-manager exited with 0",
             "userboot: init exited with 0",
         ] {
             check(&outcome, outcome.log.contains(line), &format!("no `{line}` in the log"));

@@ -1,5 +1,6 @@
 //! Host tools for magnetar.
 //!
+//! - [`bench`]: `mtool bench`: run our benchmarks and Linux's, compare them.
 //! - [`ksyms`]: fill the kernel's `.ksyms` backtrace table after linking.
 //! - [`limine`]: find a Limine install and build a hybrid BIOS+UEFI ISO.
 //! - [`qemu`]: boot the kernel in QEMU with a hard timeout and classify the outcome.
@@ -11,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod bench;
 pub mod bootfs;
 pub mod kernel;
 pub mod ksyms;

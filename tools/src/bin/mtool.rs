@@ -38,6 +38,16 @@ commands:
             --log FILE      serial log (default build/runs/<boot path>/serial.log)
             --accel A       tcg (default) | kvm (only for runs that need no SVM)
             --interactive   serial on the terminal, no timeout; quit with Ctrl-A X
+  bench   boot userland/bench (etc/bench.rc) at -smp 1 and 4, interleaved with linux-ref's
+          run.sh tcg (Linux/KVM in the same QEMU configuration); print the table and write
+          build/bench/results.json (and results.txt)
+            --kernel FILE   kernel image (default build/kernel.elf)
+            --module FILE   boot filesystem with bin/bench (default build/bootfs.img)
+            --rounds N      boots of each kind (default 3)
+            --target-ms N   ms per repetition, both sides (default 100)
+            --linux-ref DIR linux-ref's scripts (default $LINUX_REF, else
+                            /work/shared/bench/linux-ref); --no-linux skips the reference
+            --out DIR       results directory (default build/bench)
 
 exit status: 0 for a pass, a clean power-off or an interactive quit; 1 otherwise.";
 
@@ -60,6 +70,7 @@ fn real_main() -> Result<ExitCode> {
         "run" => run(args),
         "bootfs" => bootfs(args),
         "vdso-layout" => vdso_layout(args),
+        "bench" => bench(args),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -174,6 +185,26 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(code) => ExitCode::from(code as u8),
         None => ExitCode::SUCCESS,
     })
+}
+
+fn bench(mut args: Args) -> Result<ExitCode> {
+    let kernel = args.path("--kernel")?.unwrap_or_else(kernel::image_path);
+    let bootfs = args.path("--module")?.unwrap_or_else(|| tools::build_dir().join("bootfs.img"));
+    let out = args.path("--out")?.unwrap_or_else(|| tools::build_dir().join("bench"));
+    let mut opts = tools::bench::Options::new(kernel, bootfs, out);
+    opts.rounds = args.parsed("--rounds")?.unwrap_or(opts.rounds).max(1);
+    opts.target_ms = args.parsed("--target-ms")?.unwrap_or(opts.target_ms).max(1);
+    let no_linux = args.flag("--no-linux");
+    let linux_ref = args
+        .path("--linux-ref")?
+        .or_else(|| std::env::var_os("LINUX_REF").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/work/shared/bench/linux-ref"));
+    args.finish()?;
+    opts.linux_ref = (!no_linux).then_some(linux_ref);
+    let report = tools::bench::run(&opts)?;
+    print!("{}", report.table());
+    println!("bench: wrote {}", opts.out_dir.join("results.json").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A minimal option parser: `--name value`, `--name=value` and `--flag`.

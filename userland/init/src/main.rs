@@ -22,6 +22,9 @@
 //! processes and threads must be back where they were once it has exited,
 //! else init reports `init: LEAK after <prog>: ...` and counts it a failure.
 //!
+//! Every program gets init's environment strings (the kernel command line's
+//! words) as its own.
+//!
 //! init exits with the last nonzero exit code (or a failure to start: -1;
 //! a leak: 1), else 0.
 
@@ -166,13 +169,17 @@ fn start(
         };
         handles.push((ty, 0, handle));
     }
+    // Programs inherit init's environment: the kernel command line's words
+    // (e.g. `fuzz.seed=N` for bin/fuzz).
+    let environ = mxrt::environ();
+    let environ: Vec<&str> = environ.iter().map(String::as_str).collect();
     let process = launch(Launch {
         name,
         job,
         image: Image { vmo: bootfs.vmo(), offset: entry.offset, size: entry.size },
         vdso,
         args: words,
-        environ: &[],
+        environ: &environ,
         handles,
     })?;
     process.wait_exit()

@@ -21,6 +21,7 @@
 extern crate alloc;
 
 pub mod bootfs;
+pub mod hypervisor;
 pub mod launch;
 mod object;
 pub mod processargs;
