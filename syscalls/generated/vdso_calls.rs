@@ -3060,12 +3060,11 @@ pub unsafe fn mx_guest_create(
 }
 
 /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-/// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every write
-/// access queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
+/// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+/// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
 /// preallocated for the trap, and the VCPU pauses while they are all
-/// queued; a read comes back from `mx_vcpu_resume` with `key` (see
-/// `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the packet comes back
-/// from `mx_vcpu_resume` with key 0.
+/// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
+/// packet comes back from `mx_vcpu_resume` with key 0.
 ///
 /// C: `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key);`.
 ///
@@ -3124,10 +3123,9 @@ pub unsafe fn mx_vcpu_create(
 }
 
 /// Runs the guest until an exit user space must handle, then fills
-/// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, or the trap's key
-/// for a read of a trap with a port; status 0, unused bytes zero). Writes
-/// to traps with a port go through the port and the guest runs on, pausing
-/// here while the trap's packet pool is empty. The guest RIP is already
+/// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
+/// bytes zero). Accesses to traps with a port go through the port and the
+/// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
 /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
 /// value with `MX_VCPU_IO`.
 ///

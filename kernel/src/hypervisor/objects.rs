@@ -479,21 +479,25 @@ impl Vcpu {
                 let data = if input {
                     if size == 4 {
                         regs[RAX] = 0;
-                        backend.set_gprs(&regs);
+                    } else if hit.as_ref().is_some_and(|h| h.port.is_some()) {
+                        // Delivered through the port, nobody supplies the
+                        // value: the IN reads zero.
+                        regs[RAX] &= !(u64::MAX >> (64 - 8 * u32::from(size)));
                     }
+                    backend.set_gprs(&regs);
                     0
                 } else {
                     (regs[RAX] & (u64::MAX >> (64 - 8 * u32::from(size)))) as u32
                 };
                 backend.set_rip(next_rip);
                 let io = PacketGuestIo { port, access_size: size, input: u8::from(input), data, ..Default::default() };
-                self.deliver(hit, !input, Payload::GuestIo(io))
+                self.deliver(hit, Payload::GuestIo(io))
             }
-            Exit::NestedPageFault { gpa, write } => match self.guest.nested_fault(gpa)? {
+            Exit::NestedPageFault { gpa, write: _ } => match self.guest.nested_fault(gpa)? {
                 Fault::Mapped => Ok(None),
                 Fault::Trapped(hit) => {
                     let mem = self.mem_exit(backend, gpa)?;
-                    self.deliver(Some(hit), write, Payload::GuestMem(mem))
+                    self.deliver(Some(hit), Payload::GuestMem(mem))
                 }
             },
             Exit::Cpuid => {
@@ -561,18 +565,18 @@ impl Vcpu {
     }
 
     /// Delivers a trap packet whose instruction has completed (RIP is past
-    /// it). A write (`OUT`, a MEM write) to a trap with a port goes through
-    /// the port, from the trap's pool, and the guest runs on (`Ok(None)`),
-    /// after a pause if the pool is empty. Everything else comes back from
-    /// `vcpu_resume`: with key 0 when no trap or a trap without a port
-    /// covers the access, and with the trap's key for a read (`IN`, a MEM
-    /// read) of a trap with a port, since only `vcpu_resume` can supply the
-    /// value read. An asynchronous packet that cannot be queued makes
-    /// `vcpu_resume` fail (`BAD_STATE`: the port has no handles or the guest
-    /// was destroyed; `CANCELED`: the thread was killed while paused).
-    fn deliver(&self, hit: Option<Hit>, write: bool, payload: Payload) -> Result<Option<PortPacket>, Status> {
+    /// it). Every access to a trap with a port goes through the port, as the
+    /// man page says, from the trap's pool, and the guest runs on
+    /// (`Ok(None)`), after a pause if the pool is empty; nobody supplies a
+    /// value for a read delivered this way (an `IN` reads zero, a MEM read
+    /// leaves its destination unchanged). Everything else comes back from
+    /// `vcpu_resume` with key 0. An asynchronous packet that cannot be
+    /// queued makes `vcpu_resume` fail (`BAD_STATE`: the port has no handles
+    /// or the guest was destroyed; `CANCELED`: the thread was killed while
+    /// paused).
+    fn deliver(&self, hit: Option<Hit>, payload: Payload) -> Result<Option<PortPacket>, Status> {
         match hit {
-            Some(Hit { key, port: Some(pool) }) if write => {
+            Some(Hit { key, port: Some(pool) }) => {
                 let packet = PortPacket::new(key, 0, payload);
                 let packet = kcore::port::Packet {
                     key,
@@ -585,7 +589,6 @@ impl Vcpu {
                 })?;
                 Ok(None)
             }
-            Some(Hit { key, port: Some(_) }) => Ok(Some(PortPacket::new(key, 0, payload))),
             _ => Ok(Some(PortPacket::new(0, 0, payload))),
         }
     }

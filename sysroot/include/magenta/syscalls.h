@@ -1172,8 +1172,7 @@ extern mx_status_t _mx_vcpu_create(
     mx_handle_t* out) __NONNULL((4));
 
 // Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM or
-// GUEST_IO packet (key 0, or the trap's key for a read of a trap with a port; status 0, unused
-// bytes zero).
+// GUEST_IO packet (key 0, status 0, unused bytes zero).
 extern mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 

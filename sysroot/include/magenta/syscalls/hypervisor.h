@@ -34,17 +34,19 @@ enum {
 
 // Asynchronous trap delivery (magnetar). With a port, each trap has its
 // own pool of `MX_GUEST_TRAP_POOL_SIZE` packets, allocated by
-// `mx_guest_set_trap`. A guest write the trap covers (`OUT`, or a memory
-// write to a MEM trap) completes at once: its packet (key = the trap's
-// key; the `OUT` data, or the GPA and instruction bytes) is queued on
-// the port and the VCPU runs on. While all of a trap's packets are
+// `mx_guest_set_trap`. Every guest access the trap covers (`OUT`/`IN`,
+// or a memory write or read of a MEM trap) completes at once: its packet
+// (key = the trap's key; the `OUT` data, or the GPA and instruction
+// bytes) is queued on the port and the VCPU runs on. While all of a trap's packets are
 // queued, the VCPU that hits the trap pauses inside `mx_vcpu_resume`
 // until `mx_port_wait` (any thread) dequeues one of them; freed packets
 // go to the paused VCPUs oldest first. A memory write's register operand
 // is not captured (only immediates are in the instruction bytes): use a
-// MEM trap with a port as a doorbell. A read (`IN`, a memory read) needs
-// a value, so it comes back from `mx_vcpu_resume` with the trap's key,
-// and the VMM answers it with `mx_vcpu_write_state`. Closing the guest's
+// MEM trap with a port as a doorbell. Nobody supplies a value for a read
+// delivered this way: an `IN` reads zero and a memory read leaves its
+// destination unchanged, so traps whose reads need answers are set
+// without a port (their packets come back from `mx_vcpu_resume`, and the
+// VMM answers with `mx_vcpu_write_state`). Closing the guest's
 // last handle removes its traps and only their queued packets; VCPUs
 // paused on them return `MX_ERR_BAD_STATE`, and the VCPUs run on without
 // traps. If the port has
