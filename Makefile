@@ -79,8 +79,8 @@ userland: setup-rust vdso sysroot
 	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
-	printf 'bin/bench +job +vdso +bootfs\n' > build/bootfs/bench.rc
-	printf 'bin/bench quick +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
+	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
+	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
 		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
 		build/bootfs/conformance=bin/conformance build/bootfs/bench=bin/bench \

@@ -150,6 +150,7 @@ pub const ANALOGUES: &[(&str, &str)] = &[
     ("trap_mem_sync", "kvm_mmio_exit"),
     ("trap_io_async", "kvm_ioeventfd"),
     ("guest_cpuid_exit", "kvm_cpuid_exit"),
+    // guest_hlt_wakeup (HLT wake-up latency) has no Linux/KVM analogue.
 ];
 
 /// What a row's op is, for the table.
@@ -177,6 +178,7 @@ pub fn describe(name: &str) -> &'static str {
         "trap_mem_sync" => "sync MEM trap (hypervisor)",
         "trap_io_async" => "async IO trap (hypervisor)",
         "guest_cpuid_exit" => "hypervisor-handled exit (CPUID)",
+        "guest_hlt_wakeup" => "HLTed guest woken by vcpu_interrupt (hypervisor)",
         _ => "",
     }
 }
@@ -469,6 +471,20 @@ mod tests {
         assert_eq!(rows[2].linux.as_ref().map(|r| r.is_err()), Some(true));
         assert!(report.table().contains("MISSED") || report.table().contains("met"));
         assert!(report.json().contains("\"ratio\": 0.5000"));
+        let mut hv = Report::default();
+        for (row, analogue) in [
+            ("trap_io_sync", Some("kvm_io_exit")),
+            ("trap_mem_sync", Some("kvm_mmio_exit")),
+            ("trap_io_async", Some("kvm_ioeventfd")),
+            ("guest_cpuid_exit", Some("kvm_cpuid_exit")),
+            ("guest_hlt_wakeup", None),
+        ] {
+            hv.ours.add(&parse_log(&format!("BENCH {row} iters=4 ns_per_op=10 tsc_per_op=20"), ""));
+            let rows = hv.rows();
+            let r = rows.iter().find(|r| r.name == row).expect("row");
+            assert_eq!(r.analogue.as_deref(), analogue, "{row}");
+            assert!(!describe(row).is_empty(), "{row}");
+        }
         report.linux_unavailable = Some("build failed".into());
         assert!(report.table().contains("build failed"));
     }

@@ -18,9 +18,10 @@
 //! kernel command line. `make bench` (`mtool bench`) runs it and
 //! compares it with Linux/KVM; the benchmarks are listed in `main` below.
 //!
-//! init runs it from etc/bench.rc with `+job +vdso +bootfs`: the
+//! init runs it from etc/bench.rc with `+resource +job +vdso +bootfs`: the
 //! cross-process benchmarks launch this same binary with `role=NAME`
-//! (task.rs).
+//! (task.rs); the hypervisor rows (hv.rs) make a HYPERVISOR resource from
+//! the root resource and print `error=no_svm` without SVM.
 
 #![no_std]
 #![no_main]
@@ -28,6 +29,7 @@
 extern crate alloc;
 
 mod harness;
+mod hv;
 mod task;
 
 use alloc::string::String;
@@ -97,17 +99,11 @@ fn main() -> i32 {
     if let Ok(g) = &grants {
         port_scaling(&mut cfg, g);
     }
-    for name in NOT_IMPLEMENTED {
-        if cfg.selected(name) {
-            mxrt::println!("BENCH {name} error=not_implemented_yet");
-        }
-    }
+    hv::run(&mut cfg, hv::take_resource(), grants.as_ref());
     mxrt::println!("BENCH_END failures={}", cfg.failures);
     cfg.failures.min(100) as i32
 }
 
-/// Rows of the hypervisor and the Hyper-V server, which do not exist yet.
-const NOT_IMPLEMENTED: &[&str] = &["trap_io_sync", "trap_mem_sync", "trap_io_async", "guest_cpuid_exit"];
 const CROSS_PROCESS: &[&str] = &[
     "eventpair_pingpong",
     "event_pingpong",

@@ -304,6 +304,11 @@ impl Worker {
         Ok(worker)
     }
 
+    /// Whether the thread has ended.
+    pub fn ended(&self) -> bool {
+        self.thread.handle().wait_one(Signals::THREAD_TERMINATED, 0).is_ok()
+    }
+
     /// Waits (10 s at most, then kills it) for the thread to end.
     pub fn join(self) -> Result<(), String> {
         let ended = self.thread.handle().wait_one(Signals::THREAD_TERMINATED, mx::deadline_after(10_000_000_000));
