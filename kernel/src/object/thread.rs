@@ -23,6 +23,8 @@ pub enum ThreadState {
 struct Inner {
     state: ThreadState,
     kthread: Option<Arc<sched::Thread>>,
+    /// `start` is making the kernel thread with the lock dropped.
+    starting: bool,
 }
 
 pub struct ThreadObject {
@@ -49,7 +51,7 @@ impl ThreadObject {
             base: ObjectBase::new(ObjType::Thread, Signals::NONE),
             process: process.clone(),
             name: name_buf(name),
-            inner: IrqSpinlock::new(Inner { state: ThreadState::New, kthread: None }),
+            inner: IrqSpinlock::new(Inner { state: ThreadState::New, kthread: None, starting: false }),
         });
         process.add_thread(thread.clone())?;
         Ok(thread)
@@ -74,10 +76,16 @@ impl ThreadObject {
 
     /// Starts the thread in user mode at `entry` (BAD_STATE unless new).
     pub fn start(self: &Arc<Self>, entry: UserEntry) -> Result<(), Status> {
-        let mut inner = self.inner.lock();
-        if inner.state != ThreadState::New {
-            return Err(Status::BadState);
+        {
+            let mut inner = self.inner.lock();
+            if inner.state != ThreadState::New || inner.starting {
+                return Err(Status::BadState);
+            }
+            inner.starting = true;
         }
+        // Created without the lock held: creating a kernel thread makes a
+        // cross-CPU call, and a CPU spinning on this lock with interrupts
+        // off could never answer it.
         let name = core::str::from_utf8(self.name()).unwrap_or("user");
         let options = sched::ThreadOptions {
             fpu: true,
@@ -85,13 +93,33 @@ impl ThreadObject {
             ..sched::ThreadOptions::new(name)
         };
         let me = self.clone();
-        let kthread = sched::Thread::create(&options, move || crate::syscall::run_user_thread(me, entry))?;
+        let created = sched::Thread::create(&options, move || crate::syscall::run_user_thread(me, entry));
+        let mut inner = self.inner.lock();
+        inner.starting = false;
+        let kthread = created?;
+        if inner.state != ThreadState::New {
+            // Killed while its kernel thread was being made; dropping the
+            // unstarted kernel thread releases its hold on this object.
+            return Err(Status::BadState);
+        }
         kthread.set_owner(self.clone());
         inner.kthread = Some(kthread.clone());
         inner.state = ThreadState::Running;
         drop(inner);
         if let Err(status) = kthread.start() {
-            self.inner.lock().state = ThreadState::New;
+            // The kernel thread never ran: drop it, or it and this object
+            // (its closure holds `me`) keep each other alive for good.
+            let mut inner = self.inner.lock();
+            inner.kthread = None;
+            if inner.state == ThreadState::Running {
+                inner.state = ThreadState::New;
+            } else {
+                // A kill arrived in between and found a kernel thread that
+                // will never run to carry it out: die here instead.
+                inner.state = ThreadState::Dead;
+                drop(inner);
+                self.finish();
+            }
             return Err(status);
         }
         Ok(())

@@ -748,8 +748,17 @@ impl SyscallHandler for Ctx {
             return Err(Status::BadState);
         }
         let moved = arg.pop().ok_or(Status::BadHandle)?;
-        let value = process.handles.add(moved)?;
-        thread.start(UserEntry { rip: entry as u64, rsp: stack as u64, arg1: u64::from(value), arg2: arg2 as u64 })
+        // Past `mark_started` the process cannot go back to its initial
+        // state: if it cannot get its first thread running (NO_MEMORY), it
+        // is killed, or it would live on with no thread (found by fault
+        // injection: `make fuzz`).
+        let started = process.handles.add(moved).and_then(|value| {
+            thread.start(UserEntry { rip: entry as u64, rsp: stack as u64, arg1: u64::from(value), arg2: arg2 as u64 })
+        });
+        if started.is_err() {
+            process.exit(-1);
+        }
+        started
     }
 
     fn task_kill(&mut self, task_handle: HandleArg) -> MxResult {
