@@ -60,7 +60,7 @@ sysroot:
 
 # The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
 userland: setup-rust vdso sysroot
-	$(CARGO) build -p init -p hello -p conformance -p bench -p guest-manager -p hvtest --target $(TARGET) --release
+	$(CARGO) build -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest --target $(TARGET) --release
 	@mkdir -p build/bootfs
 	as --64 -o build/guest-hello.o userland/guests/hello/guest.s
 	ld -Ttext=0x10000 -e _start --oformat binary -o build/bootfs/guest.bin build/guest-hello.o
@@ -74,6 +74,7 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug build/c-guest.elf build/bootfs/c-guest
 	objcopy --strip-debug $(USER_OUT)/conformance build/bootfs/conformance
 	objcopy --strip-debug $(USER_OUT)/bench build/bootfs/bench
+	objcopy --strip-debug $(USER_OUT)/fuzz build/bootfs/fuzz
 	objcopy --strip-debug $(USER_OUT)/guest-manager build/bootfs/guest-manager
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
 	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
@@ -81,11 +82,14 @@ userland: setup-rust vdso sysroot
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
 	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
 	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
+	printf 'bin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz.rc
+	printf 'bin/conformance +resource +job +vdso +bootfs\nbin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz-fault.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
 		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
 		build/bootfs/conformance=bin/conformance build/bootfs/bench=bin/bench \
 		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc \
 		build/bootfs/bench.rc=etc/bench.rc build/bootfs/bench-quick.rc=etc/bench-quick.rc \
+		build/bootfs/fuzz=bin/fuzz build/bootfs/fuzz.rc=etc/fuzz.rc build/bootfs/fuzz-fault.rc=etc/fuzz-fault.rc \
 		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
 		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc
 
@@ -130,7 +134,7 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p init -p hello -p conformance -p bench -p guest-manager -p hvtest --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean
@@ -141,6 +145,11 @@ clean:
 bench: setup build
 	$(MTOOL) bench $(if $(ROUNDS),--rounds $(ROUNDS))
 
-fuzz:
-	@echo "make fuzz: not yet implemented" >&2
-	@exit 1
+# The syscall fuzzer (userland/fuzz, tests/fuzz.rs): ITERS calls from SEED, then a round
+# under fault injection (a kernel built with `fault-inject`: the conformance suite and the
+# fuzzer with allocations failing). A panic or hang replays the failing round with a trace.
+# SEED (default 1), ITERS (100000), SMP (2), FIRST/ROUNDS/TRACE=1 to replay one round.
+fuzz: setup build
+	FUZZ_SEED=$(or $(SEED),1) FUZZ_ITERS=$(or $(ITERS),100000) FUZZ_SMP=$(SMP) \
+	FUZZ_FIRST=$(FIRST) FUZZ_ROUNDS=$(ROUNDS) FUZZ_TRACE=$(TRACE) \
+	$(CARGO) test -p boot-tests --test fuzz -- --ignored --nocapture --test-threads 1

@@ -164,16 +164,38 @@ pub fn start_init() -> Result<Arc<Process>, Status> {
     Ok(process)
 }
 
+/// `fault_inject=RATE` (per mille; `fault_inject_seed=N`,
+/// `fault_inject_heap=all`): from here on, allocations fail at that rate (kernel built with `fault-inject`). Boot and
+/// init's own creation are done, so only work done for user mode is hit.
+fn enable_fault_injection() {
+    let cmdline = crate::cmdline();
+    let Some(rate) = cmdline.get("fault_inject").and_then(|r| r.parse::<u32>().ok()) else { return };
+    let seed = cmdline.get("fault_inject_seed").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1);
+    let small_too = cmdline.get("fault_inject_heap") == Some("all");
+    if cfg!(feature = "fault-inject") {
+        let heap = if small_too { "all heap allocations" } else { "heap allocations of a page or more" };
+        ::log::info!("userboot: fault injection on: {rate} per mille of frame and {heap}, seed {seed}");
+        crate::mm::heap::fault::enable(rate, seed, small_too);
+    } else {
+        ::log::warn!("userboot: fault_inject= needs a kernel built with the fault-inject feature; ignored");
+    }
+}
+
 /// Waits for init to die, reports its exit code and powers off.
 pub fn run_init_and_power_off() -> ! {
     match start_init() {
         Ok(process) => {
+            enable_fault_injection();
             let item = WaitItem { object: process.clone(), handle_id: 0, watched: Signals::PROCESS_TERMINATED };
             loop {
                 match wait_many(core::slice::from_ref(&item), u64::MAX) {
                     Ok(outcome) if outcome.status.is_ok() => break,
                     _ => continue,
                 }
+            }
+            let injected = crate::mm::heap::fault::injected();
+            if injected > 0 {
+                ::log::info!("userboot: {injected} allocation failures injected");
             }
             ::log::info!("userboot: init exited with {}", process.return_code());
         }

@@ -116,6 +116,9 @@ pub fn add_free_range(start: u64, end: u64) {
 
 /// Allocates one frame; returns its physical address. The contents are stale.
 pub fn alloc_frame() -> Option<u64> {
+    if super::heap::fault::should_fail() {
+        return None;
+    }
     FRAMES.lock().as_mut()?.alloc_frame(&mut DirectMapLinks).map(|pfn| pfn.0 * PAGE_SIZE)
 }
 
@@ -130,6 +133,9 @@ pub fn alloc_zeroed_frame() -> Option<u64> {
 /// Allocates one zeroed frame below physical address `limit` (rare: for
 /// structures hardware reads through 32-bit addresses).
 pub fn alloc_zeroed_frame_below(limit: u64) -> Option<u64> {
+    if super::heap::fault::should_fail() {
+        return None;
+    }
     let pfn = FRAMES.lock().as_mut()?.alloc_below(&mut DirectMapLinks, 0, Pfn(limit / PAGE_SIZE))?;
     let phys = pfn.0 * PAGE_SIZE;
     // SAFETY: the frame was just allocated for us and is RAM in the direct map.
@@ -139,6 +145,9 @@ pub fn alloc_zeroed_frame_below(limit: u64) -> Option<u64> {
 
 /// Allocates `count` contiguous frames aligned to `2^align_order` frames.
 pub fn alloc_contiguous(count: u64, align_order: u32) -> Option<u64> {
+    if super::heap::fault::should_fail() {
+        return None;
+    }
     FRAMES.lock().as_mut()?.alloc_contiguous(&mut DirectMapLinks, count, align_order).map(|pfn| pfn.0 * PAGE_SIZE)
 }
 

@@ -32,6 +32,9 @@ struct KernelHeap;
 // whole frames; a block is owned by exactly one caller until `dealloc`.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if fault::should_fail_heap(layout.size()) {
+            return core::ptr::null_mut();
+        }
         let Some(class) = class_of(layout) else {
             let pages = (layout.size() as u64).div_ceil(PAGE_SIZE);
             let align_order = (layout.align() as u64 / PAGE_SIZE).max(1).trailing_zeros();
@@ -88,4 +91,95 @@ static ALLOCATOR: KernelHeap = KernelHeap;
 /// Bytes currently allocated from the heap.
 pub fn in_use() -> usize {
     HEAP.lock().in_use
+}
+
+/// Fault injection (`fault-inject` feature, `fault_inject=RATE` on the
+/// command line): once [`fault::enable`] has run (when init starts, so boot
+/// itself is never affected) heap and frame allocations fail at RATE per
+/// mille, chosen by a deterministic generator (`fault_inject_seed=N`).
+///
+/// Heap allocations under a page fail only with `fault_inject_heap=all`:
+/// most are `Arc::new`/`Box::new` of kernel objects, which abort the kernel
+/// on failure (stable Rust has no fallible form); frame allocations and
+/// large heap blocks (message and copy buffers, `try_reserve`) always can.
+pub mod fault {
+    #[cfg(feature = "fault-inject")]
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    /// Failures per 1000 allocations; 0 is off.
+    #[cfg(feature = "fault-inject")]
+    static RATE: AtomicU32 = AtomicU32::new(0);
+    /// The generator's state (splitmix64).
+    #[cfg(feature = "fault-inject")]
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    /// Failures injected so far.
+    #[cfg(feature = "fault-inject")]
+    static INJECTED: AtomicU64 = AtomicU64::new(0);
+
+    /// Small heap allocations fail too (`fault_inject_heap=all`); by
+    /// default only those of a page or more (frame-backed blocks).
+    #[cfg(feature = "fault-inject")]
+    static SMALL_TOO: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// Starts injecting at `rate` per mille with generator seed `seed`;
+    /// `small_too`: heap allocations under a page as well.
+    #[cfg(feature = "fault-inject")]
+    pub fn enable(rate: u32, seed: u64, small_too: bool) {
+        STATE.store(seed, Ordering::Relaxed);
+        SMALL_TOO.store(small_too, Ordering::Relaxed);
+        RATE.store(rate.min(1000), Ordering::Release);
+    }
+
+    /// Without the feature there is nothing to enable.
+    #[cfg(not(feature = "fault-inject"))]
+    pub fn enable(_rate: u32, _seed: u64, _small_too: bool) {}
+
+    /// Whether a heap allocation of `size` bytes should fail. Small ones
+    /// fail only with `fault_inject_heap=all`: most of them are `Arc::new`
+    /// and `Box::new` of kernel objects, which abort on failure (stable
+    /// Rust has no fallible form).
+    #[inline]
+    pub fn should_fail_heap(size: usize) -> bool {
+        #[cfg(feature = "fault-inject")]
+        if size < super::PAGE_SIZE as usize && !SMALL_TOO.load(Ordering::Relaxed) {
+            return false;
+        }
+        #[cfg(not(feature = "fault-inject"))]
+        let _ = size;
+        should_fail()
+    }
+
+    /// Whether this allocation should fail.
+    #[cfg(feature = "fault-inject")]
+    #[inline]
+    pub fn should_fail() -> bool {
+        let rate = RATE.load(Ordering::Relaxed);
+        if rate == 0 {
+            return false;
+        }
+        let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let fail = z % 1000 < u64::from(rate);
+        if fail {
+            INJECTED.fetch_add(1, Ordering::Relaxed);
+        }
+        fail
+    }
+
+    /// Without the feature nothing fails.
+    #[cfg(not(feature = "fault-inject"))]
+    #[inline(always)]
+    pub fn should_fail() -> bool {
+        false
+    }
+
+    /// Failures injected so far.
+    pub fn injected() -> u64 {
+        #[cfg(feature = "fault-inject")]
+        return INJECTED.load(Ordering::Relaxed);
+        #[cfg(not(feature = "fault-inject"))]
+        0
+    }
 }

@@ -30,6 +30,7 @@ mod child;
 mod fixture;
 mod hostile;
 mod process;
+mod regress;
 mod thread;
 mod vmar;
 mod vmo;
@@ -71,6 +72,7 @@ fn main() -> i32 {
         time::CASES,
         log::CASES,
         resource::CASES,
+        regress::CASES,
     ];
     let failed = harness::run(groups, filter.as_deref().unwrap_or(""));
     failed.min(100) as i32

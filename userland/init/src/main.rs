@@ -78,7 +78,20 @@ fn run() -> Result<i32, (&'static str, Status)> {
         let Some(&path) = words.first() else { continue };
         let before = resource.as_ref().and_then(|r| counts(r, &me).ok());
         let ctx = Grants { resource: resource.as_ref(), job: &job, vdso: &vdso, bootfs: &bootfs };
-        let code = match start(&bootfs, &vdso, &job, &words, &grants, &ctx) {
+        // Under kernel fault injection a launch may fail for want of
+        // memory: try again (a few times) before counting it a failure.
+        let mut attempt = 0;
+        let started = loop {
+            attempt += 1;
+            match start(&bootfs, &vdso, &job, &words, &grants, &ctx) {
+                Err(Status::NoMemory) if attempt < 50 => continue,
+                other => break other,
+            }
+        };
+        if attempt > 1 {
+            mxrt::println!("init: {path}: started after {attempt} attempts (NO_MEMORY)");
+        }
+        let code = match started {
             Ok(code) => code,
             Err(status) => {
                 mxrt::println!("init: {path}: {status}");
