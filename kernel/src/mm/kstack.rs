@@ -10,15 +10,69 @@ pub const STACK_PAGES: u64 = 8;
 const SLOT_PAGES: u64 = 16;
 const MAX_SLOTS: u64 = 1 << 20;
 
+/// How many freed slots each list remembers; beyond that a freed slot's
+/// address range is simply not reused.
+const LIST_LEN: usize = 256;
+
 struct Slots {
     next: u64,
-    /// Freed slots form a stack of indices threaded through a fixed array,
-    /// so allocation needs no heap (the boot stack is allocated before it).
-    free: [u32; 256],
-    free_len: usize,
+    /// Freed slots no CPU can still hold translations for. Index stacks in
+    /// fixed arrays, so allocation needs no heap (the boot stack is
+    /// allocated before it).
+    clean: [u32; LIST_LEN],
+    clean_len: usize,
+    /// Freed slots other CPUs may still cache translations for (kernel
+    /// stacks are global mappings); [`recycle_freed`] flushes them.
+    dirty: [u32; LIST_LEN],
+    dirty_len: usize,
 }
 
-static SLOTS: IrqSpinlock<Slots> = IrqSpinlock::new(Slots { next: 0, free: [0; 256], free_len: 0 });
+static SLOTS: IrqSpinlock<Slots> =
+    IrqSpinlock::new(Slots { next: 0, clean: [0; LIST_LEN], clean_len: 0, dirty: [0; LIST_LEN], dirty_len: 0 });
+
+/// The mapped part of `slot`: `[bottom, top)`.
+fn stack_range(slot: u64) -> (u64, u64) {
+    let top = KSTACK_BASE + (slot + 1) * SLOT_PAGES * PAGE_SIZE;
+    (top - STACK_PAGES * PAGE_SIZE, top)
+}
+
+/// Flushes the slots freed since the last call from every CPU's TLB, then
+/// lets them be reused. One cross-CPU call per batch, made here (the reaper,
+/// holding no lock) so that allocating a stack never needs one.
+pub fn recycle_freed() {
+    let mut batch = [0u32; LIST_LEN];
+    let len = {
+        let mut slots = SLOTS.lock();
+        let len = slots.dirty_len;
+        batch[..len].copy_from_slice(&slots.dirty[..len]);
+        slots.dirty_len = 0;
+        len
+    };
+    if len == 0 {
+        return;
+    }
+    let batch = &batch[..len];
+    let flush = || {
+        for &slot in batch {
+            let (low, high) = stack_range(u64::from(slot));
+            let mut page = low;
+            while page < high {
+                x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+                page += PAGE_SIZE;
+            }
+        }
+    };
+    flush();
+    crate::arch::x86::ipi::call_on_others(&flush);
+    let mut slots = SLOTS.lock();
+    for &slot in batch {
+        if slots.clean_len < LIST_LEN {
+            let len = slots.clean_len;
+            slots.clean[len] = slot;
+            slots.clean_len += 1;
+        }
+    }
+}
 
 /// A kernel stack. Dropping it unmaps it and frees its frames.
 #[derive(Debug)]
@@ -31,9 +85,9 @@ impl KernelStack {
     pub fn new_with(source: &mut dyn paging::TableSource) -> Option<KernelStack> {
         let slot = {
             let mut slots = SLOTS.lock();
-            if slots.free_len > 0 {
-                slots.free_len -= 1;
-                u64::from(slots.free[slots.free_len])
+            if slots.clean_len > 0 {
+                slots.clean_len -= 1;
+                u64::from(slots.clean[slots.clean_len])
             } else if slots.next < MAX_SLOTS {
                 slots.next += 1;
                 slots.next - 1
@@ -59,11 +113,11 @@ impl KernelStack {
     }
 
     pub fn bottom(&self) -> u64 {
-        KSTACK_BASE + (self.slot * SLOT_PAGES + SLOT_PAGES - STACK_PAGES) * PAGE_SIZE
+        stack_range(self.slot).0
     }
 
     pub fn top(&self) -> u64 {
-        KSTACK_BASE + (self.slot + 1) * SLOT_PAGES * PAGE_SIZE
+        stack_range(self.slot).1
     }
 
     /// Keeps the stack mapped forever (per-CPU stacks).
@@ -82,10 +136,10 @@ impl Drop for KernelStack {
             }
         }
         let mut slots = SLOTS.lock();
-        if slots.free_len < slots.free.len() {
-            let len = slots.free_len;
-            slots.free[len] = self.slot as u32;
-            slots.free_len += 1;
+        if slots.dirty_len < LIST_LEN {
+            let len = slots.dirty_len;
+            slots.dirty[len] = self.slot as u32;
+            slots.dirty_len += 1;
         }
         // Otherwise the slot's address space is simply not reused.
     }

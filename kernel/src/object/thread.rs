@@ -23,8 +23,6 @@ pub enum ThreadState {
 struct Inner {
     state: ThreadState,
     kthread: Option<Arc<sched::Thread>>,
-    /// `start` is making the kernel thread with the lock dropped.
-    starting: bool,
 }
 
 pub struct ThreadObject {
@@ -51,7 +49,7 @@ impl ThreadObject {
             base: ObjectBase::new(ObjType::Thread, Signals::NONE),
             process: process.clone(),
             name: name_buf(name),
-            inner: IrqSpinlock::new(Inner { state: ThreadState::New, kthread: None, starting: false }),
+            inner: IrqSpinlock::new(Inner { state: ThreadState::New, kthread: None }),
         });
         process.add_thread(thread.clone())?;
         Ok(thread)
@@ -76,16 +74,10 @@ impl ThreadObject {
 
     /// Starts the thread in user mode at `entry` (BAD_STATE unless new).
     pub fn start(self: &Arc<Self>, entry: UserEntry) -> Result<(), Status> {
-        {
-            let mut inner = self.inner.lock();
-            if inner.state != ThreadState::New || inner.starting {
-                return Err(Status::BadState);
-            }
-            inner.starting = true;
+        let mut inner = self.inner.lock();
+        if inner.state != ThreadState::New {
+            return Err(Status::BadState);
         }
-        // Created without the lock held: creating a kernel thread makes a
-        // cross-CPU call, and a CPU spinning on this lock with interrupts
-        // off could never answer it.
         let name = core::str::from_utf8(self.name()).unwrap_or("user");
         let options = sched::ThreadOptions {
             fpu: true,
@@ -93,15 +85,7 @@ impl ThreadObject {
             ..sched::ThreadOptions::new(name)
         };
         let me = self.clone();
-        let created = sched::Thread::create(&options, move || crate::syscall::run_user_thread(me, entry));
-        let mut inner = self.inner.lock();
-        inner.starting = false;
-        let kthread = created?;
-        if inner.state != ThreadState::New {
-            // Killed while its kernel thread was being made; dropping the
-            // unstarted kernel thread releases its hold on this object.
-            return Err(Status::BadState);
-        }
+        let kthread = sched::Thread::create(&options, move || crate::syscall::run_user_thread(me, entry))?;
         kthread.set_owner(self.clone());
         inner.kthread = Some(kthread.clone());
         inner.state = ThreadState::Running;

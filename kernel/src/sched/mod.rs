@@ -48,7 +48,7 @@
 //!    timer's and APIC's register accesses; no allocation happens here).
 //!
 //! The scheduler never calls back into objects, and nothing that may send
-//! a cross-CPU call (`ipi::call_on_others`, e.g. freeing a kernel stack)
+//! a cross-CPU call (`ipi::call_on_others`, e.g. `kstack::recycle_freed`)
 //! runs under the scheduler lock: another CPU may spin on it with
 //! interrupts off and would never answer.
 

@@ -231,16 +231,10 @@ impl Thread {
 
     /// Creates a thread that will run `entry` once started ([`Thread::start`]).
     /// Errors: `INVALID_ARGS` for a bad priority, `NO_MEMORY`.
-    ///
-    /// Must not be called while holding a spinlock: reusing a kernel-stack
-    /// slot flushes it from every CPU's TLB through a cross-CPU call.
     pub fn create(options: &ThreadOptions, f: impl FnOnce() + Send + 'static) -> Result<Arc<Thread>, Status> {
         let priority = check_priority(options.priority)?;
         let stack = KernelStack::new().ok_or(Status::NoMemory)?;
-        let (low, high) = (stack.bottom(), stack.top());
-        // The slot may have held another stack whose translations other
-        // CPUs still cache (kernel stacks are global mappings).
-        x86_64::instructions::interrupts::without_interrupts(|| context::flush_kernel_range_everywhere(low, high));
+        let high = stack.top();
         let fpu = if options.fpu { Some(FpuState::try_new().ok_or(Status::NoMemory)?) } else { None };
         let thread = Thread::bare(options.name, priority, false, Some(stack), fpu);
         thread.affinity.store(options.affinity.unwrap_or(ANY_CPU), Ordering::Relaxed);
@@ -626,5 +620,6 @@ fn reaper_main() {
         while let Some(thread) = batch.pop_front() {
             thread.reap();
         }
+        crate::mm::kstack::recycle_freed();
     }
 }

@@ -96,20 +96,3 @@ pub unsafe fn switch(save_rsp: *mut u64, resume_rsp: u64) {
     // callee-saved register and RFLAGS for the saved context.
     unsafe { context_switch(save_rsp, resume_rsp) }
 }
-
-/// Drops every CPU's TLB entries for the kernel pages in `[low, high)`.
-///
-/// Kernel stacks are mapped global and touched by every CPU their thread
-/// runs on, so a reused stack slot must not leave another CPU a stale
-/// translation to the frames it had before.
-pub fn flush_kernel_range_everywhere(low: u64, high: u64) {
-    let flush = move || {
-        let mut page = low;
-        while page < high {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
-            page += crate::mm::PAGE_SIZE;
-        }
-    };
-    flush();
-    super::ipi::call_on_others(&flush);
-}
