@@ -51,10 +51,18 @@ impl Timer {
 
     /// Disarms the timer and clears SIGNALED.
     pub fn cancel(&self) {
-        if let Some(deadline) = self.armed.lock().take() {
+        self.disarm();
+        self.base.signals.update(Signals::TIMER_SIGNALED, Signals::NONE);
+    }
+
+    /// Takes the deadline out of the map. The two locks are never held
+    /// together here: `set` takes `ARMED` then the timer's lock, and holding
+    /// them in the other order would deadlock against it.
+    fn disarm(&self) {
+        let deadline = self.armed.lock().take();
+        if let Some(deadline) = deadline {
             ARMED.lock().remove(&(deadline, self.koid()));
         }
-        self.base.signals.update(Signals::TIMER_SIGNALED, Signals::NONE);
     }
 }
 
@@ -66,9 +74,7 @@ impl KernelObject for Timer {
         ObjType::Timer
     }
     fn on_zero_handles(&self) {
-        if let Some(deadline) = self.armed.lock().take() {
-            ARMED.lock().remove(&(deadline, self.koid()));
-        }
+        self.disarm();
     }
 }
 
