@@ -66,6 +66,10 @@ pub fn wait_many(items: &[WaitItem], deadline: u64) -> Result<WaitOutcome, Statu
     if let Some(outcome) = satisfied_now(items)? {
         return Ok(outcome);
     }
+    // Reserved before any wait is registered: failing later would leave
+    // the registrations behind.
+    let mut observed = Vec::new();
+    observed.try_reserve_exact(items.len()).map_err(|_| Status::NoMemory)?;
     let waiter = Arc::new(Waiter { state: IrqSpinlock::new(State::default()), queue: WaitQueue::new() });
     let watcher: Arc<dyn Watcher> = waiter.clone();
     let mut registered = 0;
@@ -87,8 +91,6 @@ pub fn wait_many(items: &[WaitItem], deadline: u64) -> Result<WaitOutcome, Statu
             Some(waiter.queue.block(state, deadline))
         }
     };
-    let mut observed = Vec::new();
-    observed.try_reserve_exact(items.len()).map_err(|_| Status::NoMemory)?;
     for item in &items[..registered] {
         observed.push(item.object.base().signals.remove_waits(&watcher));
     }
