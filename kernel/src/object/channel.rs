@@ -112,8 +112,11 @@ impl Channel {
         let txid = message.txid();
         if let Some(i) = inner.callers.iter().position(|c| c.txid == txid) {
             let caller = inner.callers.swap_remove(i);
-            drop(inner);
+            // Stored before the lock goes: a caller that times out meanwhile
+            // finds the reply once `forget_caller` (this lock) lets it by,
+            // instead of the reply arriving after it gave up and being lost.
             *caller.reply.lock() = CallState::Replied(message);
+            drop(inner);
             caller.queue.wake_all(0);
             return Ok(());
         }
@@ -203,8 +206,8 @@ impl Channel {
                 }
                 WakeReason::Interrupted => {
                     self.forget_caller(&caller);
-                    if let CallState::Replied(reply) = core::mem::replace(&mut *caller.reply.lock(), CallState::Waiting)
-                    {
+                    let state = core::mem::replace(&mut *caller.reply.lock(), CallState::Waiting);
+                    if let CallState::Replied(reply) = state {
                         // A reply that raced the interruption is queued normally.
                         let _ = self.enqueue_local(reply);
                     }
