@@ -186,11 +186,17 @@ impl<P> TrapMap<P> {
         }
     }
 
-    /// Adds a trap, after the checks listed in the module docs (in that order).
-    pub fn set_trap(&mut self, kind: u32, addr: u64, len: u64, key: u64, port: Option<P>) -> Result<(), TrapError> {
+    /// Every check of the module docs that precedes NO_MEMORY, in order:
+    /// the caller can allocate what the trap needs only once these pass.
+    pub fn check(&self, kind: u32, addr: u64, len: u64) -> Result<(), TrapError> {
+        self.position(kind, addr, len).map(drop)
+    }
+
+    /// The trap's kind and where it would go in its space, or why it can't.
+    fn position(&self, kind: u32, addr: u64, len: u64) -> Result<(TrapKind, usize), TrapError> {
         let kind = self.validate(kind, addr, len)?;
         let end = addr + len; // validated above
-        let space = self.space_mut(kind);
+        let space = self.space(kind);
         // First trap starting at or after `addr`.
         let idx = space.partition_point(|t| t.addr < addr);
         if idx > 0 && space[idx - 1].end() > addr {
@@ -199,6 +205,13 @@ impl<P> TrapMap<P> {
         if idx < space.len() && space[idx].addr < end {
             return Err(TrapError::AlreadyExists);
         }
+        Ok((kind, idx))
+    }
+
+    /// Adds a trap, after the checks listed in the module docs (in that order).
+    pub fn set_trap(&mut self, kind: u32, addr: u64, len: u64, key: u64, port: Option<P>) -> Result<(), TrapError> {
+        let (kind, idx) = self.position(kind, addr, len)?;
+        let space = self.space_mut(kind);
         space.try_reserve(1).map_err(|_| TrapError::NoMemory)?;
         space.insert(idx, Trap { kind, addr, len, key, port });
         Ok(())

@@ -25,23 +25,22 @@
 //!
 //! **With a port** (decision 2) the trap gets a fixed pool of
 //! `MX_GUEST_TRAP_POOL_SIZE` = 256 packets in that port, allocated by
-//! `guest_set_trap` (`object::port::PortTrap` over `kcore::port`). A *write*
-//! the trap covers (`OUT`; a memory write, from the nested-fault error code)
-//! completes in the kernel: RIP moves past the instruction, the GUEST_IO
-//! packet (with the `OUT` data) or GUEST_MEM packet (GPA and instruction
-//! bytes) is queued on the port with the trap's key, and the guest runs on.
+//! `guest_set_trap` (`object::port::PortTrap` over `kcore::port`). Every
+//! access the trap covers (`IN`/`OUT`; a memory read or write) completes in
+//! the kernel: RIP moves past the instruction, the GUEST_IO packet (with the
+//! `OUT` data) or GUEST_MEM packet (GPA and instruction bytes) is queued on
+//! the port with the trap's key, and the guest runs on.
 //! When the pool is empty the VCPU pauses inside `vcpu_resume` (its thread
 //! blocks on the trap's wait queue, `Vcpu::pause_count` counts it) until a
 //! `port_wait` or `try_dequeue` by any thread takes one of the trap's
 //! packets; each such dequeue hands the freed packet to the oldest paused
 //! VCPU and wakes exactly that one, which queues its packet and runs on.
-//! Packets are never lost, duplicated or reordered. A *read* (`IN`, a memory
-//! read) cannot be completed asynchronously, since only the VMM knows the
-//! value: it comes back from `vcpu_resume` with the trap's key (not 0, so
-//! the VMM can route it like the trap's port packets) and is answered with
-//! `vcpu_write_state`. A VMM that needs a read ordered after earlier writes
-//! must drain the port first. The register operand of an asynchronous
-//! memory write is not captured (a MEM trap with a port is a doorbell).
+//! Packets are never lost, duplicated or reordered. Nobody supplies a value
+//! for a read delivered this way: an `IN` reads zero and a memory load
+//! leaves its destination unchanged, so a trap whose reads need answers is
+//! set without a port (documented in `syscalls/hypervisor.h`).
+//! The register operand of an asynchronous memory write is not captured
+//! (a MEM trap with a port is a doorbell).
 //!
 //! **Teardown.** Closing the guest's last handle destroys its traps: each
 //! trap's pool is removed from its port, cancelling only that trap's queued

@@ -102,8 +102,9 @@ impl Guest {
     /// With a port, the trap's packet pool (`TRAP_POOL_SIZE` packets) is
     /// allocated in the port now: `NO_MEMORY` if it cannot be.
     pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
-        // Argument errors come before NO_MEMORY, whatever the pool does.
-        self.traps.lock().validate(kind, addr, len).map_err(trap_status)?;
+        // Argument and overlap errors come before NO_MEMORY, whatever the
+        // pool does; `set_trap` checks again under the lock it inserts with.
+        self.traps.lock().check(kind, addr, len).map_err(trap_status)?;
         let pool = match port {
             Some(port) => Some(port.add_trap(key)?),
             None => None,

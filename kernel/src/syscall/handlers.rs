@@ -1110,8 +1110,8 @@ impl SyscallHandler for Ctx {
             Some(port) => Some(self.typed::<Port>(port)?.0),
             None => None,
         };
-        // With a port, writes the trap covers are delivered through it from
-        // the trap's packet pool; see `hypervisor`.
+        // With a port, every access the trap covers is delivered through it
+        // from the trap's packet pool; see `hypervisor`.
         guest.set_trap(kind, addr as u64, len as u64, port, key)
     }
 
@@ -1134,6 +1134,9 @@ impl SyscallHandler for Ctx {
 
     fn vcpu_resume(&mut self, vcpu: HandleArg, packet: UserOut<PortPacket>) -> MxResult {
         let (vcpu, _) = self.typed::<crate::hypervisor::Vcpu>(vcpu)?;
+        // A bad `packet` pointer fails before the guest runs: an exit it
+        // could not report would be lost.
+        usercopy::write(packet, &PortPacket::default()).map_err(|_| Status::InvalidArgs)?;
         let result = vcpu.resume()?;
         usercopy::write(packet, &result).map_err(|_| Status::InvalidArgs)
     }
