@@ -118,6 +118,8 @@ run: setup build
 # Boot tests that could not run print `skipped: ...`; they are counted as skipped, not passed.
 test: setup build
 	@mkdir -p build
+	@# Summaries below come from this run's logs only, never an earlier run's.
+	@rm -rf build/runs/conformance-smp* build/runs/hypervisor-smp*
 	@status=0; $(CARGO) test --no-fail-fast 2>&1 | tee build/test.log || status=$$?; \
 	for log in build/runs/conformance-smp*/serial.log; do \
 		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \

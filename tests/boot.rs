@@ -219,8 +219,9 @@ fn kernel_tests_pass() {
     check(&outcome, summary.is_some_and(|l| l.contains(" passed, 0 failed")), "no `ktest: N passed, 0 failed` line");
     check(&outcome, passed.is_some_and(|n| n > 0), "no kernel test ran");
     // Echoed so `make test` shows the in-kernel count next to the host ones.
+    // Straight to stderr: libtest swallows the output of a passing test.
     if let Some(line) = summary {
-        println!("{}", line.trim());
+        let _ = std::io::stderr().write_all(format!("{}\n", line.trim()).as_bytes());
     }
 }
 

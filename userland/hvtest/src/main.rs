@@ -9,8 +9,7 @@
 //! and thread teardown, and asynchronous trap delivery through ports.
 //!
 //! One line per case (`ok`, `FAIL`, `skip`), then `hypervisor: N passed, M
-//! failed` (and `, K skipped` when some cases could not run: no SVM, or no
-//! async trap delivery in this kernel). The exit code is the number of
+//! failed` (and `, K skipped` when some cases could not run: no SVM). The exit code is the number of
 //! failures. Guests are snippets of GNU assembly in [`guests`] copied to
 //! guest-physical 0x10000 of a 2 MiB guest with identity page tables
 //! ([`machine`]). `filter=TEXT` runs only the cases whose names contain TEXT.

@@ -8,7 +8,7 @@ use userland_tests::*;
 #[test]
 fn c_programs_link_statically_without_syscalls() {
     let Some(cc) = cc() else {
-        println!("skipped: no C compiler (gcc); the C sysroot was not built");
+        skip("no C compiler (gcc); the C sysroot was not built");
         return;
     };
     let dir = scratch("csysroot");

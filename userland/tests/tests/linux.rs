@@ -13,7 +13,7 @@ fn run_harness(harness: &Path, vdso: &Path, prog: &Path, args: &[&str]) -> Optio
     let out = Command::new(harness).arg(vdso).arg(prog).args(args).output().expect("run the harness");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.code() == Some(124) {
-        println!("{}", stdout.trim());
+        skip(stdout.trim().trim_start_matches("skipped: "));
         return None;
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -23,11 +23,11 @@ fn run_harness(harness: &Path, vdso: &Path, prog: &Path, args: &[&str]) -> Optio
 #[test]
 fn programs_run_against_the_real_vdso() {
     let Some(cc) = cc() else {
-        println!("skipped: no C compiler (gcc)");
+        skip("no C compiler (gcc)");
         return;
     };
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        println!("skipped: the harness needs Linux on x86-64");
+        skip("the harness needs Linux on x86-64");
         return;
     }
     let dir = scratch("linux");
