@@ -329,6 +329,10 @@ crate::ktest!(sched_exit_frees_stack_and_heap, || {
             kassert!(thread.state() == ThreadState::Dead);
             kassert!(code == if i % 2 == 0 { 64 } else { 0 }, "exit code {code}");
         }
+        // The last references go here, not in the reaper: make the freed
+        // slots reusable now, as the reaper's next pass would.
+        drop(threads);
+        crate::mm::kstack::recycle_freed();
         Ok(())
     }
     // The first round may grow page tables for new stack slots; later
