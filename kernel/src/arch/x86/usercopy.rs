@@ -211,14 +211,43 @@ fn write_n<T: Wire>(addr: usize, values: &[T]) -> Result<(), Status> {
     copy_to_user(addr, &bytes)
 }
 
+/// Single values up to this size go through a stack buffer: every syscall's
+/// out-parameters take this path, which must not allocate (nor fail with
+/// NO_MEMORY after the call's effect, e.g. a dequeued port packet).
+const STACK_COPY: usize = 256;
+
+/// Reads one `T` at `addr`.
+fn read_one<T: Wire>(addr: usize) -> Result<T, Status> {
+    if T::SIZE > STACK_COPY {
+        return read_n::<T>(addr, 1)?.pop().ok_or(Status::InvalidArgs);
+    }
+    let mut buffer = [0u8; STACK_COPY];
+    let bytes = &mut buffer[..T::SIZE];
+    check_range(addr, T::SIZE)?;
+    copy_from_user(bytes, addr)?;
+    T::read(bytes).ok_or(Status::InvalidArgs)
+}
+
+/// Writes one `T` at `addr` (padding zeroed).
+fn write_one<T: Wire>(addr: usize, value: &T) -> Result<(), Status> {
+    if T::SIZE > STACK_COPY {
+        return write_n(addr, core::slice::from_ref(value));
+    }
+    let mut buffer = [0u8; STACK_COPY];
+    let bytes = &mut buffer[..T::SIZE];
+    value.write(bytes).ok_or(Status::InvalidArgs)?;
+    check_range(addr, T::SIZE)?;
+    copy_to_user(addr, bytes)
+}
+
 /// Reads one `T` (`INVALID_ARGS` for NULL or a bad pointer).
 pub fn read<T: Wire + Copy>(ptr: UserIn<T>) -> Result<T, Status> {
-    read_n::<T>(ptr.addr(), 1)?.pop().ok_or(Status::InvalidArgs)
+    read_one(ptr.addr())
 }
 
 /// Writes one `T`.
 pub fn write<T: Wire + Copy>(ptr: UserOut<T>, value: &T) -> Result<(), Status> {
-    write_n(ptr.addr(), core::slice::from_ref(value))
+    write_one(ptr.addr(), value)
 }
 
 /// Reads `n` consecutive `T`s.
@@ -233,12 +262,12 @@ pub fn write_slice<T: Wire + Copy>(ptr: UserOut<T>, values: &[T]) -> Result<(), 
 
 /// Reads one `T` through an in-out pointer.
 pub fn read_inout<T: Wire + Copy>(ptr: UserInOut<T>) -> Result<T, Status> {
-    read_n::<T>(ptr.addr(), 1)?.pop().ok_or(Status::InvalidArgs)
+    read_one(ptr.addr())
 }
 
 /// Writes one `T` back through an in-out pointer.
 pub fn write_inout<T: Wire + Copy>(ptr: UserInOut<T>, value: &T) -> Result<(), Status> {
-    write_n(ptr.addr(), core::slice::from_ref(value))
+    write_one(ptr.addr(), value)
 }
 
 /// Reads `len` bytes of a user buffer, refusing more than `max`
