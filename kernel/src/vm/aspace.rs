@@ -349,17 +349,21 @@ impl AddressSpace {
         }
         // Order the page-table writes before reading who has the space.
         fence(Ordering::SeqCst);
-        let me = cpu_index();
-        if self.is_active_on(me) {
-            flush.apply_local();
-        }
-        if self.active_elsewhere(me) {
-            ipi::call_on_others(&|| {
-                if self.is_active_on(cpu_index()) {
-                    flush.apply_local();
-                }
-            });
-        }
+        // Interrupts off: a thread moved to another CPU between reading its
+        // index and the cross-CPU call would skip the CPU it now runs on.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let me = cpu_index();
+            if self.is_active_on(me) {
+                flush.apply_local();
+            }
+            if self.active_elsewhere(me) {
+                ipi::call_on_others(&|| {
+                    if self.is_active_on(cpu_index()) {
+                        flush.apply_local();
+                    }
+                });
+            }
+        });
     }
 
     /// Unmaps VMO pages `[first, end)` of `vmo` from every mapping of it in
