@@ -242,20 +242,23 @@ fn asid_count() -> u32 {
 
 /// The I/O and MSR permission maps: all ones (every port and MSR exits),
 /// shared by every VCPU. 12 KiB and 8 KiB, physically contiguous.
+/// A failed allocation is not remembered: NO_MEMORY is temporary, and the
+/// next guest or VCPU creation tries again.
 fn permission_maps() -> Option<(u64, u64)> {
-    static MAPS: spin::Once<Option<(u64, u64)>> = spin::Once::new();
-    *MAPS.call_once(|| {
-        let iopm = frame::alloc_contiguous(3, 0)?;
+    static MAPS: spin::Once<(u64, u64)> = spin::Once::new();
+    let maps = MAPS.try_call_once(|| {
+        let iopm = frame::alloc_contiguous(3, 0).ok_or(())?;
         let Some(msrpm) = frame::alloc_contiguous(2, 0) else {
             frame::free_contiguous(iopm, 3);
-            return None;
+            return Err(());
         };
         for (base, pages) in [(iopm, 3u64), (msrpm, 2)] {
             // SAFETY: the frames were just allocated for us, in the direct map.
             unsafe { core::ptr::write_bytes(crate::mm::phys_to_virt(base) as *mut u8, 0xff, (pages * 4096) as usize) };
         }
-        Some((iopm, msrpm))
-    })
+        Ok((iopm, msrpm))
+    });
+    maps.ok().copied()
 }
 
 /// Turns SVM on for this CPU if it is not yet (interrupts off).
