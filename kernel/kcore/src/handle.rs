@@ -119,6 +119,12 @@ impl<T> HandleTable<T> {
 
     /// Installs `entry` and returns its handle value.
     pub fn insert(&mut self, entry: T) -> Result<u32, HandleError> {
+        self.try_insert(entry).map_err(|(error, _)| error)
+    }
+
+    /// [`insert`](Self::insert) that hands `entry` back on failure, so the
+    /// caller can drop it after releasing whatever lock guards the table.
+    pub fn try_insert(&mut self, entry: T) -> Result<u32, (HandleError, T)> {
         if let Some(index) = self.free_head {
             let Some(slot) = self.slot_mut(index as usize) else { unreachable!("free list names no slot") };
             let Slot::Free { generation, next_free } = *slot else { unreachable!("free list names a used slot") };
@@ -128,9 +134,11 @@ impl<T> HandleTable<T> {
             return Ok(self.encode(index, generation));
         }
         if self.created >= MAX_HANDLES {
-            return Err(HandleError::NoMemory);
+            return Err((HandleError::NoMemory, entry));
         }
-        self.grow(1)?;
+        if let Err(error) = self.grow(1) {
+            return Err((error, entry));
+        }
         let index = self.created as u32;
         self.chunks[self.created >> CHUNK_BITS].push(Slot::Used { generation: 0, entry });
         self.created += 1;

@@ -116,7 +116,14 @@ impl HandleTable {
 
     /// Installs `handle` and returns its value (NO_MEMORY if the table is full).
     pub fn add(&self, handle: Handle) -> Result<u32, Status> {
-        self.slots.lock().insert(handle).map_err(|_| Status::NoMemory)
+        let inserted = self.slots.lock().try_insert(handle);
+        // A refused handle is dropped only now, with the table unlocked: its
+        // drop may run the object's last-handle work (taking other locks,
+        // even a cross-CPU call).
+        inserted.map_err(|(_, refused)| {
+            drop(refused);
+            Status::NoMemory
+        })
     }
 
     /// Looks `value` up and checks it as `spec` says: BAD_HANDLE, then
