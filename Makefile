@@ -35,6 +35,7 @@ help:
 	@echo "make check    clippy (warnings are errors) and rustfmt --check"
 	@echo "make setup    install missing prerequisites (Rust target, QEMU, OVMF, xorriso, mtools)"
 	@echo "make bench    benchmarks vs Linux/KVM in the same QEMU: table + build/bench/results.json"
+	@echo "make fuzz     the syscall fuzzer, long rounds (SEED= ITERS= SMP= FIRST= ROUNDS= TRACE=)"
 	@echo "make clean    remove target/ and build/"
 	@echo "make userland build/vdso.so (+ vdso-layout.rs), the C sysroot, init, hello, hello-c and"
 	@echo "              build/bootfs.img; \`make run PROGRAM=prog.elf\` boots init + that program"

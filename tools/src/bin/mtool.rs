@@ -46,7 +46,7 @@ commands:
             --rounds N      boots of each kind (default 3)
             --target-ms N   ms per repetition, both sides (default 100)
             --linux-ref DIR linux-ref's scripts (default $LINUX_REF, else
-                            /work/shared/bench/linux-ref); --no-linux skips the reference
+                            ../shared/bench/linux-ref beside the checkout); --no-linux skips it
             --out DIR       results directory (default build/bench)
 
 exit status: 0 for a pass, a clean power-off or an interactive quit; 1 otherwise.";
@@ -198,7 +198,7 @@ fn bench(mut args: Args) -> Result<ExitCode> {
     let linux_ref = args
         .path("--linux-ref")?
         .or_else(|| std::env::var_os("LINUX_REF").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/work/shared/bench/linux-ref"));
+        .unwrap_or_else(|| tools::workspace_root().join("../shared/bench/linux-ref"));
     args.finish()?;
     opts.linux_ref = (!no_linux).then_some(linux_ref);
     let report = tools::bench::run(&opts)?;
