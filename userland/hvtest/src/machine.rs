@@ -184,8 +184,23 @@ pub fn sleep(ns: u64) {
     let _ = mx::nanosleep(after(ns));
 }
 
-/// The kernel's live objects and handles.
+/// The kernel's live objects and handles, once they stop changing: threads
+/// of an earlier case may still be on their way out (the reaper frees them
+/// after `join` returns), and a count taken mid-way would not come back.
 pub fn counts() -> Result<(u64, u64), Failure> {
+    let mut last = read_counts()?;
+    for _ in 0..200 {
+        sleep(2_000_000);
+        let now = read_counts()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+fn read_counts() -> Result<(u64, u64), Failure> {
     let mut record = [0u8; 64];
     let (mut actual, mut avail) = (0usize, 0usize);
     let status = unsafe {
