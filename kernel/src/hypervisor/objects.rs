@@ -608,8 +608,7 @@ impl Vcpu {
             Err(DecodeError::Unsupported(_)) => return Err(Status::NotSupported),
         };
         let len = usize::from(inst.len);
-        let next = if mode == Mode::Bits64 { rip.wrapping_add(len as u64) } else { (rip + len as u64) & 0xffff_ffff };
-        backend.set_rip(next);
+        advance(backend, len as u64);
         let mut inst_buf = [0u8; X86_MAX_INST_LEN];
         inst_buf[..len].copy_from_slice(&bytes[..len]);
         Ok(PacketGuestMem { addr: gpa, inst_len: inst.len, inst_buf, reserved: 0 })

@@ -320,9 +320,8 @@ pub struct SvmVcpu {
     host_fpu: Box<FpuState>,
     guest_xcr0: u64,
     tables: Arc<NestedTables>,
-    /// The ASID held, on which CPU, of which generation, and the nested
-    /// tables' generation it last ran with.
-    asid: u32,
+    /// On which CPU, of which generation, and with which nested tables'
+    /// generation this VCPU's ASID (the VMCB's GUEST_ASID) was handed out.
     asid_cpu: u32,
     asid_generation: u64,
     tables_generation: u64,
@@ -393,7 +392,6 @@ impl SvmVcpu {
             guest_xcr0: 1,
             tables_generation: tables.generation(),
             tables,
-            asid: 0,
             asid_cpu: NOT_RUNNING,
             asid_generation: 0,
         })
@@ -414,7 +412,6 @@ impl SvmVcpu {
             flush = true;
         }
         cpu.next_asid.store(next + 1, Ordering::Relaxed);
-        self.asid = next;
         self.asid_cpu = me;
         self.asid_generation = cpu.generation.load(Ordering::Relaxed);
         self.tables_generation = tables_generation;
