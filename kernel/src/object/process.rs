@@ -158,16 +158,16 @@ impl Process {
         let last = {
             let mut inner = self.inner.lock();
             inner.threads.retain(|t| !core::ptr::eq(&**t, thread));
-            inner.threads.is_empty() && inner.state != ProcessState::Initial
+            let last = inner.threads.is_empty() && inner.state != ProcessState::Initial;
+            // Decided under the same lock as the count: a thread started in
+            // between must not find its process already marked dying.
+            if last && inner.state == ProcessState::Running {
+                // The last thread exited on its own: the process exits with 0.
+                inner.state = ProcessState::Dying;
+            }
+            last
         };
         if last {
-            {
-                let mut inner = self.inner.lock();
-                if inner.state == ProcessState::Running {
-                    // The last thread exited on its own: the process exits with 0.
-                    inner.state = ProcessState::Dying;
-                }
-            }
             self.finish();
         }
     }
