@@ -32,9 +32,9 @@ pub struct Handle {
 
 impl Handle {
     pub fn new(object: Arc<dyn KernelObject>, rights: Rights) -> Handle {
-        let count = object.base().handle_count.fetch_add(1, Ordering::AcqRel) + 1;
+        object.base().handle_count.fetch_add(1, Ordering::AcqRel);
         LIVE_HANDLES.fetch_add(1, Ordering::Relaxed);
-        update_last_handle(&*object, count);
+        update_last_handle(&*object);
         Handle { object, rights, id: NEXT_HANDLE_ID.fetch_add(1, Ordering::Relaxed) }
     }
 
@@ -74,7 +74,7 @@ impl Drop for Handle {
         let base = self.object.base();
         base.signals.cancel_handle(self.id);
         let count = base.handle_count.fetch_sub(1, Ordering::AcqRel) - 1;
-        update_last_handle(&*self.object, count);
+        update_last_handle(&*self.object);
         if count == 0 {
             self.object.on_zero_handles();
         }
@@ -82,15 +82,21 @@ impl Drop for Handle {
 }
 
 /// `MX_SIGNAL_LAST_HANDLE` is asserted exactly while one handle remains.
-fn update_last_handle(object: &dyn KernelObject, count: u32) {
+/// The count is read again under the signal lock: with a duplicate and a
+/// close racing, the update that runs last sees the final count, whatever
+/// order the two counts changed in.
+fn update_last_handle(object: &dyn KernelObject) {
     if !object.is_waitable() {
         return;
     }
-    if count == 1 {
-        object.base().signals.update(Signals::NONE, Signals::LAST_HANDLE);
-    } else {
-        object.base().signals.update(Signals::LAST_HANDLE, Signals::NONE);
-    }
+    let base = object.base();
+    base.signals.update_with(|old| {
+        if base.handle_count.load(Ordering::Acquire) == 1 {
+            old | Signals::LAST_HANDLE
+        } else {
+            old - Signals::LAST_HANDLE
+        }
+    });
 }
 
 impl core::fmt::Debug for Handle {

@@ -66,9 +66,15 @@ impl SignalState {
     /// Clears `clear`, then sets `set`, and notifies observers of newly
     /// asserted watched bits.
     pub fn update(&self, clear: Signals, set: Signals) {
+        self.update_with(|old| (old - clear) | set);
+    }
+
+    /// Sets the signals to `next(current)`, computed under the signal lock
+    /// (for a state read there that may change concurrently).
+    pub fn update_with(&self, next: impl FnOnce(Signals) -> Signals) {
         let mut inner = self.inner.lock();
         let old = inner.signals;
-        let new = (old - clear) | set;
+        let new = next(old);
         if new == old {
             return;
         }
