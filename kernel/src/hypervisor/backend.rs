@@ -57,7 +57,9 @@ pub enum Exit {
     /// IN or OUT. `next_rip` is the address of the following instruction.
     Io { port: u16, size: u8, input: bool, string: bool, rep: bool, next_rip: u64 },
     /// A guest-physical access the nested page tables do not map.
-    NestedPageFault { gpa: u64, write: bool },
+    /// `by_cpu`: the CPU made it itself, walking the guest's page tables or
+    /// delivering an event, not as the data access of the instruction at RIP.
+    NestedPageFault { gpa: u64, by_cpu: bool },
     /// CPUID (2 bytes).
     Cpuid,
     /// RDMSR or WRMSR (2 bytes).

@@ -494,8 +494,12 @@ impl Vcpu {
                 let io = PacketGuestIo { port, access_size: size, input: u8::from(input), data, ..Default::default() };
                 self.deliver(hit, Payload::GuestIo(io))
             }
-            Exit::NestedPageFault { gpa, write: _ } => match self.guest.nested_fault(gpa)? {
+            Exit::NestedPageFault { gpa, by_cpu } => match self.guest.nested_fault(gpa)? {
                 Fault::Mapped => Ok(None),
+                // A trapped page used as the guest's page tables, IDT or
+                // stack during event delivery: no instruction to complete
+                // and report, so the exit is unhandled (NOT_SUPPORTED).
+                Fault::Trapped(_) if by_cpu => Err(Status::NotSupported),
                 Fault::Trapped(hit) => {
                     let mem = self.mem_exit(backend, gpa)?;
                     self.deliver(Some(hit), Payload::GuestMem(mem))

@@ -391,6 +391,25 @@ fn interrupt_taken_at_once_when_if_set() -> Outcome {
     Ok(())
 }
 
+/// A MEM trap on the page directory: the CPU itself faults on it while
+/// walking the guest's page tables to fetch the next instruction. That is
+/// no instruction's own access, so `vcpu_resume` gives NOT_SUPPORTED (an
+/// unhandled exit). Treated as the access of the instruction at RIP, it
+/// gave OUT_OF_RANGE here (that fetch fails on the same trapped page).
+fn page_walk_through_trapped_page_is_unhandled() -> Outcome {
+    let m = machine(guests::ram_load())?;
+    ok!(m.guest.set_trap(TrapKind::Mem, PML4 + 0x2000, 0x1000, None, 5));
+    // The PD is at PML4 + 0x2000. ram_load: `mov $0x100000, %edi` (5
+    // bytes), then `mov (%rdi), %eax`.
+    let v = ok!(Vcpu::create(&m.guest, CODE + 5, PML4, &m.apic));
+    let mut state = ok!(v.read_state());
+    state.rsp = STACK_TOP;
+    state.rdi = 0x100000;
+    ok!(v.write_state(&state));
+    expect_eq!(v.resume_packet().map(drop), Err(Status::NotSupported));
+    Ok(())
+}
+
 #[inline(never)]
 fn clobber_sse() -> u64 {
     let mut x: u64 = 0x5555_5555_5555_5555;
@@ -458,6 +477,7 @@ cases![
     interrupt_nmi_before_external,
     interrupt_same_vector_twice_is_one,
     interrupt_taken_at_once_when_if_set,
+    page_walk_through_trapped_page_is_unhandled,
     sse_state_preserved_across_exits,
     vcpu_outlives_guest_handle,
 ];

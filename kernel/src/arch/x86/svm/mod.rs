@@ -96,6 +96,8 @@ const V_IRQ: u64 = 1 << 8;
 const V_IGN_TPR: u64 = 1 << 20;
 const V_INTR_MASKING: u64 = 1 << 24;
 const EVENT_VALID: u64 = 1 << 31;
+/// EXITINFO1 of a nested page fault: it hit during the guest's page walk.
+const NPF_GUEST_PAGE_WALK: u64 = 1 << 33;
 const EVENT_ERROR_VALID: u64 = 1 << 11;
 const EVENT_TYPE_INTR: u64 = 0 << 8;
 const EVENT_TYPE_NMI: u64 = 2 << 8;
@@ -454,7 +456,11 @@ impl SvmVcpu {
             EXIT_SHUTDOWN => Exit::Shutdown,
             EXIT_VMRUN..=EXIT_SKINIT | EXIT_MONITOR..=EXIT_MWAIT_COND => Exit::Undefined,
             EXIT_XSETBV => Exit::Xsetbv,
-            EXIT_NPF => Exit::NestedPageFault { gpa: info2, write: info1 & 2 != 0 },
+            EXIT_NPF => {
+                let walk = info1 & NPF_GUEST_PAGE_WALK != 0;
+                let delivering = self.vmcb.read64(vmcb::EXIT_INT_INFO) & EVENT_VALID != 0;
+                Exit::NestedPageFault { gpa: info2, by_cpu: walk || delivering }
+            }
             EXIT_INVALID => Exit::EntryFailed,
             EXIT_EXCP_MC => Exit::Unknown(code),
             other => Exit::Unknown(other),
