@@ -84,13 +84,14 @@ userland: setup-rust vdso sysroot
 	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
 	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
 	printf 'bin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz.rc
+	printf 'bin/fuzz mode=guest +resource\n' > build/bootfs/guest-fuzz.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\nbin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz-fault.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
 		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
 		build/bootfs/conformance=bin/conformance build/bootfs/bench=bin/bench \
 		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc \
 		build/bootfs/bench.rc=etc/bench.rc build/bootfs/bench-quick.rc=etc/bench-quick.rc \
-		build/bootfs/fuzz=bin/fuzz build/bootfs/fuzz.rc=etc/fuzz.rc build/bootfs/fuzz-fault.rc=etc/fuzz-fault.rc \
+		build/bootfs/fuzz=bin/fuzz build/bootfs/fuzz.rc=etc/fuzz.rc build/bootfs/guest-fuzz.rc=etc/guest-fuzz.rc build/bootfs/fuzz-fault.rc=etc/fuzz-fault.rc \
 		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
 		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc
 
@@ -154,5 +155,12 @@ bench: setup build
 # SEED (default 1), ITERS (100000), SMP (2), FIRST/ROUNDS/TRACE=1 to replay one round.
 fuzz: setup build
 	FUZZ_SEED=$(or $(SEED),1) FUZZ_ITERS=$(or $(ITERS),100000) FUZZ_SMP=$(SMP) \
-	FUZZ_FIRST=$(FIRST) FUZZ_ROUNDS=$(ROUNDS) FUZZ_TRACE=$(TRACE) \
+	FUZZ_FIRST=$(FIRST) FUZZ_ROUNDS=$(ROUNDS) FUZZ_TRACE=$(TRACE) FUZZ_GUEST_RUNS=$(or $(GUEST_RUNS),100000) \
 	$(CARGO) test -p boot-tests --test fuzz -- --ignored --nocapture --test-threads 1
+
+# The guest fuzzer alone (userland/fuzz/src/guest.rs): RUNS guest runs from SEED (FIRST: the
+# first run, to replay one: `make fuzz-guest SEED=3 FIRST=1234 RUNS=1 TRACE=1`).
+fuzz-guest: setup build
+	FUZZ_SEED=$(or $(SEED),1) FUZZ_GUEST_RUNS=$(or $(RUNS),100000) FUZZ_SMP=$(SMP) \
+	FUZZ_FIRST=$(FIRST) FUZZ_TRACE=$(TRACE) \
+	$(CARGO) test -p boot-tests --test fuzz guest_fuzz_long -- --ignored --nocapture --test-threads 1

@@ -246,3 +246,93 @@ fn fuzz_long_fault_injection() {
     fuzz.timeout += Duration::from_secs(120);
     fuzz.run_and_check();
 }
+
+/// One guest-fuzzer boot (`fuzz.mode=guest`, etc/guest-fuzz.rc): `runs` guest runs from `seed`.
+struct GuestFuzz {
+    name: String,
+    smp: u32,
+    seed: u64,
+    runs: u64,
+    extra: Vec<String>,
+}
+
+impl GuestFuzz {
+    fn run_and_check(&self) -> Outcome {
+        let mut cmdline = format!(
+            "init.rc=etc/guest-fuzz.rc panic=exit fuzz.mode=guest fuzz.seed={} fuzz.runs={}",
+            self.seed, self.runs
+        );
+        for word in &self.extra {
+            cmdline.push(' ');
+            cmdline.push_str(word);
+        }
+        // A run takes a few milliseconds of TCG time, a killed one 40 ms more.
+        let timeout = Duration::from_secs(120 + self.runs / 20);
+        println!("guest-fuzz: booting {} (-smp {}): {cmdline}", self.name, self.smp);
+        let outcome = Run::new(kernel())
+            .name(&self.name)
+            .boot_path(BootPath::Pvh)
+            .smp(self.smp)
+            .module(Some(bootfs()))
+            .cmdline(cmdline)
+            .timeout(timeout)
+            .run()
+            .unwrap_or_else(|e| panic!("{}: could not run QEMU: {e:#}", self.name));
+        let verdict = || -> Result<(), String> {
+            if outcome.log.contains(PANIC_MARKER) || outcome.kind == OutcomeKind::KernelPanic {
+                return Err(String::from("the kernel panicked"));
+            }
+            if outcome.kind != OutcomeKind::PowerOff {
+                return Err(format!("expected init's power-off, got {}", outcome.kind));
+            }
+            if let Some(fail) = outcome.lines_with("guest-fuzz: FAIL").next() {
+                return Err(format!("the guest fuzzer failed: {}", fail.trim()));
+            }
+            if let Some(leak) = outcome.lines_with("init: LEAK").next() {
+                return Err(format!("init found a leak: {}", leak.trim()));
+            }
+            for line in ["guest-fuzz: PASS", "bin/fuzz: kernel counts back to baseline"] {
+                if !outcome.log.contains(line) {
+                    return Err(format!("no `{line}` in the log"));
+                }
+            }
+            Ok(())
+        };
+        if let Err(why) = verdict() {
+            panic!("{}: {why}\n{}{}", self.name, outcome.report(), outcome.details());
+        }
+        for line in outcome.lines_with("guest-fuzz: ").filter(|l| l.contains("PASS") || l.contains("exits:")) {
+            println!("{}: {}", self.name, line.trim());
+        }
+        outcome
+    }
+}
+
+/// A short guest-fuzz round: random guest code against random traps, checked exits, counts
+/// back to baseline every 100 runs.
+#[test]
+fn guest_fuzz_short() {
+    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 400, extra: Vec::new() }.run_and_check();
+}
+
+/// `make fuzz` / `make fuzz-guest`: `FUZZ_GUEST_RUNS` runs from `FUZZ_SEED` (`FUZZ_FIRST`,
+/// `FUZZ_TRACE` to replay one).
+#[test]
+#[ignore = "long; run by `make fuzz`"]
+fn guest_fuzz_long() {
+    let mut fuzz = GuestFuzz {
+        name: "guest-fuzz-long".into(),
+        smp: env_u64("FUZZ_SMP", 2) as u32,
+        seed: env_u64("FUZZ_SEED", 1),
+        runs: env_u64("FUZZ_GUEST_RUNS", 100_000),
+        extra: Vec::new(),
+    };
+    for (var, key) in [("FUZZ_FIRST", "first"), ("FUZZ_TRACE", "trace")] {
+        if let Ok(value) = std::env::var(var) {
+            if !value.is_empty() {
+                fuzz.extra.push(format!("fuzz.{key}={value}"));
+            }
+        }
+    }
+    fuzz.run_and_check();
+}

@@ -7,6 +7,12 @@ use alloc::vec::Vec;
 pub struct Config {
     /// Launched by the parent to fuzz (`role=worker`).
     pub worker: bool,
+    /// The guest fuzzer (`mode=guest`) instead of the syscall fuzzer.
+    pub guest: bool,
+    /// Guest fuzzer: runs (`runs=N`, default 1000) and resumes per run
+    /// (`steps=N`, default 64); `first=R` is the first run.
+    pub guest_runs: u64,
+    pub steps: u64,
     pub seed: u64,
     /// Total calls (parent).
     pub iters: u64,
@@ -40,6 +46,9 @@ impl Config {
         words.extend(mxrt::args());
         let mut cfg = Config {
             worker: false,
+            guest: false,
+            guest_runs: 1000,
+            steps: 64,
             seed: 1,
             iters: 100_000,
             round_calls: 4000,
@@ -60,6 +69,9 @@ impl Config {
             let n = number(value);
             match (key, n) {
                 ("role", _) => cfg.worker = value == "worker",
+                ("mode", _) => cfg.guest = value == "guest",
+                ("runs", Some(n)) => cfg.guest_runs = n,
+                ("steps", Some(n)) => cfg.steps = n.clamp(1, 100_000),
                 ("seed", Some(n)) => cfg.seed = n,
                 ("iters", Some(n)) => cfg.iters = n,
                 ("wround", Some(n)) => cfg.round = n,

@@ -18,6 +18,9 @@
 //! `fuzz.trace=1` (print every call before making it). With `fault_inject=`
 //! on the command line, NO_MEMORY is accepted from every call.
 //!
+//! With `fuzz.mode=guest` it is the guest fuzzer instead ([`guest`]: random
+//! guest code against random traps, `guest-fuzz: PASS ...`).
+//!
 //! The last line is `fuzz: PASS ...` or `fuzz: FAIL ...`; the exit code is
 //! 0 or 1. A failure prints the seed, round, worker and thread and the exact
 //! call: number, name and arguments.
@@ -33,6 +36,7 @@ extern crate alloc;
 mod check;
 mod config;
 mod gen;
+mod guest;
 mod parent;
 mod pool;
 mod rng;
@@ -43,7 +47,9 @@ mxrt::entry!(main);
 
 fn main() -> i32 {
     let cfg = config::Config::load();
-    if cfg.worker {
+    if cfg.guest {
+        guest::run(&cfg)
+    } else if cfg.worker {
         worker::run(&cfg)
     } else {
         parent::run(&cfg)
