@@ -50,6 +50,11 @@ struct Inner {
     queue: VecDeque<Message>,
     /// Set once this end's last handle closed: nothing more is queued here.
     closed: bool,
+    /// Handles to this very end inside `queue` (its peer may write them
+    /// here). When they are all of its handles, nobody can ever read this
+    /// end again: it is closed as if its last handle had gone, which drops
+    /// them (see [`Channel::collect_if_unreachable`]).
+    self_refs: usize,
     callers: Vec<Arc<Caller>>,
 }
 
@@ -72,7 +77,8 @@ impl Channel {
         let a_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
         let b_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
         let (a_koid, b_koid) = (a_base.koid(), b_base.koid());
-        let empty = || Inner { peer: Weak::new(), queue: VecDeque::new(), closed: false, callers: Vec::new() };
+        let empty =
+            || Inner { peer: Weak::new(), queue: VecDeque::new(), closed: false, self_refs: 0, callers: Vec::new() };
         let a = Arc::new(Channel { base: a_base, inner: IrqSpinlock::new(empty()), peer_koid: b_koid });
         let b = Arc::new(Channel { base: b_base, inner: IrqSpinlock::new(empty()), peer_koid: a_koid });
         a.inner.lock().peer = Arc::downgrade(&b);
@@ -120,13 +126,45 @@ impl Channel {
             caller.queue.wake_all(0);
             return Ok(());
         }
+        let self_refs = peer.refs_in(&message);
+        inner.self_refs += self_refs;
         inner.queue.push_back(message);
         let first = inner.queue.len() == 1;
         drop(inner);
         if first {
             peer.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
         }
+        if self_refs > 0 {
+            peer.collect_if_unreachable();
+        }
         Ok(())
+    }
+
+    /// How many of `message`'s handles refer to this end.
+    fn refs_in(&self, message: &Message) -> usize {
+        let me = self.base.koid();
+        message.handles.iter().filter(|h| h.object().koid() == me).count()
+    }
+
+    /// Closes this end if every handle to it sits in its own queue: then no
+    /// one can read it, and those handles would keep it (and whatever else
+    /// its queue holds) alive forever. Cycles through several channels are
+    /// not found.
+    fn collect_if_unreachable(&self) {
+        let unreachable = {
+            let inner = self.inner.lock();
+            !inner.closed && inner.self_refs > 0 && self.base.handle_count() as usize == inner.self_refs
+        };
+        if unreachable {
+            self.shut();
+        }
+    }
+
+    /// Takes the oldest message off the queue (the lock held).
+    fn pop(&self, inner: &mut Inner) -> Option<Message> {
+        let message = inner.queue.pop_front()?;
+        inner.self_refs = inner.self_refs.saturating_sub(self.refs_in(&message));
+        Some(message)
     }
 
     /// Takes the oldest message if it fits in `max_bytes` and `max_handles`.
@@ -144,7 +182,7 @@ impl Channel {
         let (bytes, handles) = (front.bytes.len(), front.handles.len());
         if bytes > max_bytes || handles > max_handles {
             if may_discard {
-                let dropped = inner.queue.pop_front();
+                let dropped = self.pop(&mut inner);
                 let empty = inner.queue.is_empty();
                 drop(inner);
                 drop(dropped);
@@ -154,7 +192,7 @@ impl Channel {
             }
             return Err(ReadError::TooSmall { bytes, handles });
         }
-        let message = inner.queue.pop_front();
+        let message = self.pop(&mut inner);
         let empty = inner.queue.is_empty();
         drop(inner);
         if empty {
@@ -231,9 +269,14 @@ impl Channel {
     fn enqueue_local(&self, message: Message) -> Result<(), Status> {
         let mut inner = self.inner.lock();
         inner.queue.try_reserve(1).map_err(|_| Status::NoMemory)?;
+        let self_refs = self.refs_in(&message);
+        inner.self_refs += self_refs;
         inner.queue.push_back(message);
         drop(inner);
         self.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
+        if self_refs > 0 {
+            self.collect_if_unreachable();
+        }
         Ok(())
     }
 
@@ -256,11 +299,25 @@ impl KernelObject for Channel {
         self.peer_koid
     }
     fn on_zero_handles(&self) {
-        // Unread messages die with this end (their handles close after the
-        // lock is released); the peer sees PEER_CLOSED and can no longer write.
+        self.shut();
+    }
+    fn on_handle_closed(&self, remaining: u32) {
+        if remaining > 0 {
+            self.collect_if_unreachable();
+        }
+    }
+}
+
+impl Channel {
+    /// This end is gone (its last handle closed, or it cannot be reached):
+    /// unread messages die with it (their handles close after the lock is
+    /// released); the peer sees PEER_CLOSED and can no longer write. Running
+    /// it again does nothing.
+    fn shut(&self) {
         let (queue, peer) = {
             let mut inner = self.inner.lock();
             inner.closed = true;
+            inner.self_refs = 0;
             (core::mem::take(&mut inner.queue), core::mem::take(&mut inner.peer))
         };
         drop(queue);

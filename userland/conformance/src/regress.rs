@@ -6,7 +6,12 @@ use crate::{cases, child, expect, expect_eq, expect_status, ok};
 use mx::sys::*;
 use mx::{Event, Status};
 
-cases![thread_create_in_dead_process_bad_state, child_handle_values_are_bad_in_parent, failed_start_leaves_no_process];
+cases![
+    thread_create_in_dead_process_bad_state,
+    child_handle_values_are_bad_in_parent,
+    failed_start_leaves_no_process,
+    channel_end_written_into_itself_is_freed,
+];
 
 /// Fuzzer (seed 1, round 1): `mx_thread_create` on a process that has
 /// exited returns BAD_STATE (the table's error list omits it).
@@ -68,4 +73,25 @@ fn failed_start_leaves_no_process() -> Outcome {
         }
         unsafe { mx_nanosleep(crate::util::after(1_000_000)) };
     }
+}
+
+/// Fuzzer (seed 7, round 34): an end's handle (channel handles cannot be
+/// duplicated: it is the only one) written through its peer lands in its
+/// own queue, where nobody can ever read it. The end is
+/// closed as if that handle had gone: the peer sees PEER_CLOSED at once and
+/// the kernel's objects and handles come back (they used to stay forever).
+fn channel_end_written_into_itself_is_freed() -> Outcome {
+    let before = ok!(crate::support::objects_and_handles());
+    let (a, b) = ok!(mx::Channel::create());
+    ok!(b.write(b"self", &mut alloc::vec![a.into_handle()]));
+    let observed = ok!(b.handle().wait_one(mx::Signals::PEER_CLOSED, 0));
+    expect!(observed.contains(mx::Signals::PEER_CLOSED), "the peer did not see PEER_CLOSED: {observed:?}");
+    expect_status!(
+        unsafe { mx_channel_write(b.raw(), 0, b"x".as_ptr().cast(), 1, core::ptr::null(), 0) },
+        Status::PeerClosed
+    );
+    drop(b);
+    let after = ok!(crate::support::objects_and_handles());
+    expect_eq!(after, before);
+    Ok(())
 }
