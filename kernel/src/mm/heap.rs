@@ -98,6 +98,10 @@ pub fn in_use() -> usize {
 /// itself is never affected) heap and frame allocations fail at RATE per
 /// mille, chosen by a deterministic generator (`fault_inject_seed=N`).
 ///
+/// Allocations made while a thread resolves a page fault of its user code
+/// never fail this way: that failure has no status to return, only a kill
+/// of the process, and the runs are about what syscalls return.
+///
 /// Heap allocations under a page fail only with `fault_inject_heap=all`:
 /// most are `Arc::new`/`Box::new` of kernel objects, which abort the kernel
 /// on failure (stable Rust has no fallible form); frame allocations and
@@ -154,7 +158,7 @@ pub mod fault {
     #[inline]
     pub fn should_fail() -> bool {
         let rate = RATE.load(Ordering::Relaxed);
-        if rate == 0 {
+        if rate == 0 || crate::sched::fault_injection_exempt() {
             return false;
         }
         let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);

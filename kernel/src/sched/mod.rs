@@ -61,8 +61,8 @@ mod tests;
 
 #[allow(unused_imports, reason = "API for the syscall layer and objects to come")]
 pub use thread::{
-    current, current_ref, exit, spawn, spawn_kernel_thread, with_current, yield_now, CurrentRef, Owner, Thread,
-    ThreadOptions, ThreadState,
+    current, current_ref, exit, fault_injection_exempt, spawn, spawn_kernel_thread, with_current,
+    without_fault_injection, yield_now, CurrentRef, Owner, Thread, ThreadOptions, ThreadState,
 };
 pub use wait::{sleep_until, WaitQueue, WakeReason};
 

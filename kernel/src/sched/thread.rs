@@ -147,6 +147,10 @@ pub struct Thread {
     affinity: AtomicU32,
     wake_code: AtomicU64,
     killed: AtomicBool,
+    /// Set while the thread resolves a page fault of its own user code:
+    /// fault injection spares those allocations (`mm::heap::fault`), since
+    /// a failed one has no status to report, only a kill.
+    fault_inject_exempt: AtomicBool,
     exit_code: AtomicI32,
     /// `[low, high)` of its kernel stack (0, 0 for an idle thread).
     stack_bounds: (u64, u64),
@@ -215,6 +219,7 @@ impl Thread {
             affinity: AtomicU32::new(ANY_CPU),
             wake_code: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            fault_inject_exempt: AtomicBool::new(false),
             exit_code: AtomicI32::new(0),
             stack_bounds,
             stack: IrqSpinlock::new(stack),
@@ -523,6 +528,23 @@ pub fn current_ref() -> CurrentRef {
         panic!("sched: no current thread on cpu{}", percpu::cpu_index());
     }
     CurrentRef { ptr }
+}
+
+/// Runs `f` with fault injection off for the running thread's allocations
+/// (a user page fault: see `Thread::fault_inject_exempt`).
+pub fn without_fault_injection<R>(f: impl FnOnce() -> R) -> R {
+    let thread = current_ref();
+    let was = thread.fault_inject_exempt.swap(true, Ordering::Relaxed);
+    let result = f();
+    thread.fault_inject_exempt.store(was, Ordering::Relaxed);
+    result
+}
+
+/// Whether the running thread (if any) is exempt from fault injection.
+pub fn fault_injection_exempt() -> bool {
+    let ptr = percpu::current_thread_ptr() as *const Thread;
+    // SAFETY: a non-null slot is the running thread, alive while it runs.
+    !ptr.is_null() && unsafe { &*ptr }.fault_inject_exempt.load(Ordering::Relaxed)
 }
 
 /// Runs `f` with the running thread.

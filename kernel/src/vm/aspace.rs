@@ -552,7 +552,11 @@ pub fn handle_page_fault(addr: u64, error_code: u64, from_user: bool) -> Result<
         Access::Read
     };
     let space = AddressSpace::current().ok_or(Fault::NoAddressSpace)?;
-    let result = space.handle_fault(addr, access);
+    let result = if from_user {
+        crate::sched::without_fault_injection(|| space.handle_fault(addr, access))
+    } else {
+        space.handle_fault(addr, access)
+    };
     if let Err(fault) = result {
         log::debug!(
             "vm: unresolved {} page fault at {addr:#x} ({access:?}): {fault:?}",
