@@ -211,6 +211,9 @@ impl CpuQueue {
 /// Everything the scheduler lock guards.
 struct Sched {
     cpus: [CpuQueue; MAX_CPUS],
+    /// One past the highest active CPU index: placement scans only
+    /// `cpus[..active_end]`, not all `MAX_CPUS` slots, under the lock.
+    active_end: usize,
     /// Exited threads waiting for the reaper.
     dead: LinkedList<QueueAdapter>,
 }
@@ -230,6 +233,7 @@ static SCHED: SchedLock = SchedLock {
     locked: AtomicBool::new(false),
     data: UnsafeCell::new(Sched {
         cpus: [const { CpuQueue::new() }; MAX_CPUS],
+        active_end: 0,
         dead: LinkedList::new(QueueAdapter::NEW),
     }),
 };
@@ -341,6 +345,7 @@ fn adopt_boot_context() {
     c.idle = Some(idle.clone());
     c.current = Some(idle);
     c.active = true;
+    g.active_end = g.active_end.max(cpu + 1);
     percpu::current().current_thread.store(ptr as *mut (), Ordering::Release);
     drop(g);
 }
@@ -386,15 +391,9 @@ fn reschedule(g: &mut SchedGuard) {
                     s.cpus[cpu].push(prev);
                     requeued = true;
                 } else {
-                    // Pinned elsewhere since it last ran: move it there.
-                    prev.set_state(State::Ready);
-                    prev.set_cpu(target as u32);
-                    let preempt = s.cpus[target].current_priority() < prev.priority();
-                    s.cpus[target].push(prev);
-                    if preempt {
-                        s.cpus[target].need_resched = true;
-                        ipi::send(target as u32, RESCHEDULE_VECTOR);
-                    }
+                    // Pinned elsewhere since it last ran: move it there
+                    // (one reschedule IPI at most, as for any wake-up).
+                    s.enqueue_on(target, prev);
                 }
             }
             State::Dying => s.dead.push_back(prev),
@@ -532,7 +531,7 @@ impl Sched {
         if self.cpus[last].load() == 0 {
             return last;
         }
-        self.cpus.iter().position(|c| c.active && c.load() == 0).unwrap_or(last)
+        self.cpus[..self.active_end].iter().position(|c| c.active && c.load() == 0).unwrap_or(last)
     }
 
     /// Where a new thread starts: its pinned CPU, else the least-loaded one
@@ -543,7 +542,7 @@ impl Sched {
         }
         let me = this_cpu();
         let mut best = (self.cpus[me].load(), me);
-        for (index, c) in self.cpus.iter().enumerate() {
+        for (index, c) in self.cpus[..self.active_end].iter().enumerate() {
             if c.active && c.load() < best.0 {
                 best = (c.load(), index);
             }
