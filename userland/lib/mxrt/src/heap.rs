@@ -1,7 +1,11 @@
 //! The heap: the global allocator of Rust programs.
 //!
 //! Requests up to 4 KiB come from power-of-two size classes (16 B to 4 KiB):
-//! a free list per class, refilled from 256 KiB chunks. Larger requests get
+//! a free list per class, refilled from 256 KiB chunks. Chunks are carved
+//! from one 64 MiB arena VMO, committed only as it is touched, so a growing
+//! heap adds pages but no VMOs (long-lived services do not change the
+//! kernel's VMO count as they grow); only when the arena is used up (or
+//! cannot be made) does a chunk get a VMO of its own. Larger requests get
 //! their own VMO mapping, unmapped when freed. Memory is a VMO mapped R+W in
 //! the root VMAR (`mx_vmo_create` + `mx_vmar_map`). Before [`init`] (no root
 //! VMAR) every allocation fails.
@@ -19,6 +23,7 @@ const MIN_CLASS: usize = 4; // 16 bytes
 const CLASSES: usize = 9; // 16 .. 4096
 const MAX_SMALL: usize = 1 << (MIN_CLASS + CLASSES - 1);
 const CHUNK: usize = 256 * 1024;
+const ARENA: usize = 64 * 1024 * 1024;
 const PAGE: usize = mx::PAGE_SIZE;
 
 /// The root VMAR's raw handle (owned by the startup code, never closed).
@@ -30,9 +35,13 @@ struct Pools {
     /// The unused rest of the current chunk.
     next: usize,
     end: usize,
+    /// The arena's uncarved rest; `arena_end == 0` before it is made,
+    /// `usize::MAX` once making it failed (not tried again).
+    arena_next: usize,
+    arena_end: usize,
 }
 
-static POOLS: Lock<Pools> = Lock::new(Pools { free: [0; CLASSES], next: 0, end: 0 });
+static POOLS: Lock<Pools> = Lock::new(Pools { free: [0; CLASSES], next: 0, end: 0, arena_next: 0, arena_end: 0 });
 
 /// Starts the heap on the root VMAR `vmar` (a raw handle the caller keeps open).
 pub(crate) fn init(vmar: u32) {
@@ -61,6 +70,20 @@ fn map(len: usize) -> usize {
     } else {
         0
     }
+}
+
+/// A fresh chunk: from the arena while it lasts, else a mapping of its own.
+fn new_chunk(p: &mut Pools) -> usize {
+    if p.arena_end == 0 {
+        let arena = map(ARENA);
+        (p.arena_next, p.arena_end) = if arena == 0 { (usize::MAX, usize::MAX) } else { (arena, arena + ARENA) };
+    }
+    if p.arena_end != usize::MAX && p.arena_end - p.arena_next >= CHUNK {
+        let chunk = p.arena_next;
+        p.arena_next += CHUNK;
+        return chunk;
+    }
+    map(CHUNK)
 }
 
 fn class_of(layout: &Layout) -> Option<usize> {
@@ -94,7 +117,7 @@ unsafe impl GlobalAlloc for Heap {
                 }
                 let mut at = p.next.next_multiple_of(size);
                 if p.next == 0 || at + size > p.end {
-                    let chunk = map(CHUNK);
+                    let chunk = new_chunk(p);
                     if chunk == 0 {
                         return 0;
                     }
