@@ -1731,7 +1731,8 @@ pub trait SyscallHandler {
     /// #117 `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; READ.
     ///
@@ -1739,17 +1740,19 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks READ
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be written
     fn vcpu_read_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserOut<u8>, len: u32) -> MxResult;
 
     /// #118 `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; WRITE.
     ///
@@ -1757,10 +1760,13 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks WRITE
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be read
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`
     fn vcpu_write_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserIn<u8>, len: u32) -> MxResult;
 
     /// #119 `mx_status_t mx_system_mexec(mx_handle_t kernel, mx_handle_t bootimage, const char* cmdline, uint32_t cmdline_len)` (scope `–`).

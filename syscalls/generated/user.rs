@@ -988,14 +988,17 @@ extern "C" {
     pub fn mx_vcpu_interrupt(vcpu: mx_handle_t, vector: u32) -> mx_status_t;
 
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     ///
     /// C: `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);` (syscall #117).
     pub fn mx_vcpu_read_state(vcpu: mx_handle_t, kind: u32, buffer: *mut c_void, len: u32) -> mx_status_t;
 
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     ///
     /// C: `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len);` (syscall #118).
     pub fn mx_vcpu_write_state(vcpu: mx_handle_t, kind: u32, buffer: *const c_void, len: u32) -> mx_status_t;

@@ -167,6 +167,7 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Consts(&VcpuStateKind::C),
             I::Struct(&VcpuState::C),
             I::Struct(&VcpuIo::C),
+            I::Struct(&VcpuSystem::C),
         ],
     },
     HeaderDecl {

@@ -1214,7 +1214,8 @@ syscalls! {
     }
 
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     syscall 117 vcpu_read_state "G" (
         vcpu: handle(Vcpu; READ),
         kind: uint32_t,
@@ -1224,15 +1225,17 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks READ"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO"),
+        InvalidArgs("unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO"),
         InvalidArgs("`buffer` cannot be written"),
     }
 
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     syscall 118 vcpu_write_state "G" (
         vcpu: handle(Vcpu; WRITE),
         kind: uint32_t,
@@ -1242,10 +1245,13 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks WRITE"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         InvalidArgs("`buffer` cannot be read"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)"),
+        InvalidArgs("MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set"),
+        InvalidArgs("MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`"),
     }
 
     // --------------------------------------------------------- system control

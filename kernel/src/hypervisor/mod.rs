@@ -58,7 +58,10 @@
 //! # VCPUs
 //!
 //! A VCPU belongs to the thread that created it: `resume`, `read_state` and
-//! `write_state` from another thread are `BAD_STATE`. `vcpu_interrupt` may
+//! `write_state` from another thread are `BAD_STATE`. `MX_VCPU_SYSTEM`
+//! reads RIP, RFLAGS, CR0/2/3/4, EFER, CS, CPL and the interrupt shadow, and
+//! writes RIP, RFLAGS and CR3 only (a new CR3 takes a fresh ASID, so no
+//! translation cached under the old one survives). `vcpu_interrupt` may
 //! come from any thread: it marks the vector pending, wakes a VCPU halted in
 //! HLT, and kicks the CPU running the guest with an IPI so the event is
 //! injected at once. Events go in by priority: NMI, then external

@@ -17,8 +17,8 @@ use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
 use mx_abi::{
-    ObjType, PacketGuestIo, PacketGuestMem, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VCPU_FLAGS_APPLY,
-    VCPU_FLAGS_USER, X86_MAX_INST_LEN,
+    ObjType, PacketGuestIo, PacketGuestMem, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VcpuSystem,
+    VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED, VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
 };
 
 const PAGE_SIZE: u64 = 4096;
@@ -386,6 +386,34 @@ impl Vcpu {
             let user = u64::from(VCPU_FLAGS_USER);
             let rflags = (hw.backend.rflags() & !user) | (u64::from(s.flags) & user);
             hw.backend.set_rflags(rflags);
+        }
+        Ok(())
+    }
+
+    /// `vcpu_read_state(MX_VCPU_SYSTEM)`.
+    pub fn read_system(&self) -> Result<VcpuSystem, Status> {
+        self.check_thread()?;
+        Ok(self.hw.lock().backend.system())
+    }
+
+    /// `vcpu_write_state(MX_VCPU_SYSTEM)`: applies `rip`, `rflags` and `cr3`
+    /// (the other fields are ignored). `INVALID_ARGS`, changing nothing, if
+    /// `rflags` lacks bit 1 or has a reserved bit, or `cr3` is not below
+    /// `MX_GUEST_PHYS_SIZE`.
+    pub fn write_system(&self, s: &VcpuSystem) -> Result<(), Status> {
+        self.check_thread()?;
+        if s.rflags & VCPU_RFLAGS_FIXED == 0 || s.rflags & VCPU_RFLAGS_RESERVED != 0 || s.cr3 >= GUEST_PHYS_SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        let mut hw = self.hw.lock();
+        // Rewriting the same RIP (a read-modify-write of other fields) must
+        // not end an interrupt shadow.
+        if hw.backend.rip() != s.rip {
+            hw.backend.set_rip(s.rip);
+        }
+        hw.backend.set_rflags(s.rflags);
+        if hw.backend.paging_regs().cr3 != s.cr3 {
+            hw.backend.set_cr3(s.cr3);
         }
         Ok(())
     }

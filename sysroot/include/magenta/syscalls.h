@@ -1181,12 +1181,15 @@ extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) _
 extern mx_status_t mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 extern mx_status_t _mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 
-// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136).
+// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136), or
+// `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
 extern mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 extern mx_status_t _mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 
-// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set) or
-// `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX).
+// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set), `MX_VCPU_IO`
+// (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX) or
+// `MX_VCPU_SYSTEM` (80 bytes; only `rip`, `rflags` and `cr3` are applied, the other fields are
+// ignored; writing CR3 drops the guest's cached translations).
 extern mx_status_t mx_vcpu_write_state(
     mx_handle_t vcpu,
     uint32_t kind,

@@ -305,6 +305,23 @@ hv_triple_idtr:
         .word   0
         .quad   0
 hv_triple_end:
+    # MX_VCPU_SYSTEM: reports the dword at virtual 0x40000000 (the case's
+    # two page-table trees map it to different pages), then RFLAGS, forever.
+    # From hv_system_alt: reports 0x5a5a once.
+    .globl hv_system, hv_system_alt, hv_system_end
+hv_system:
+        mov     $0x40000000, %edi
+2:      mov     (%rdi), %eax
+        out     %eax, $0x81
+        pushf
+        pop     %rax
+        out     %eax, $0x81
+        jmp     2b
+hv_system_alt:
+        mov     $0x5a5a, %eax
+        out     %eax, $0x81
+3:      jmp     3b
+hv_system_end:
     .popsection
 "#,
     options(att_syntax)
@@ -346,4 +363,15 @@ snippets! {
     kick => hv_kick, hv_kick_end;
     sse => hv_sse, hv_sse_end;
     triple => hv_triple, hv_triple_end;
+    system => hv_system, hv_system_end;
+}
+
+extern "C" {
+    static hv_system_alt: u8;
+}
+
+/// Where `hv_system_alt` lies in the `system` snippet.
+pub fn system_alt_offset() -> u64 {
+    // Both labels are in one section of this binary, in order.
+    core::ptr::addr_of!(hv_system_alt) as u64 - system().as_ptr() as u64
 }

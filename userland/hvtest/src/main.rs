@@ -28,6 +28,7 @@ mod machine;
 mod behaviour;
 mod errors;
 mod guests;
+mod system;
 mod threads;
 
 mxrt::entry!(main);
@@ -35,7 +36,7 @@ mxrt::entry!(main);
 fn main() -> i32 {
     machine::take_grants();
     let filter = mxrt::args().iter().find_map(|a| a.strip_prefix("filter=").map(alloc::string::String::from));
-    let groups: &[&[harness::Case]] = &[errors::CASES, behaviour::CASES, threads::CASES];
+    let groups: &[&[harness::Case]] = &[errors::CASES, behaviour::CASES, threads::CASES, system::CASES];
     let failed = harness::run(groups, filter.as_deref().unwrap_or(""));
     failed.min(100) as i32
 }

@@ -74,6 +74,9 @@ enum {
     MX_VCPU_STATE = 0,
     // `mx_vcpu_io_t`, write only: the result of a trapped `IN`.
     MX_VCPU_IO = 1,
+    // `mx_vcpu_system_t` (magnetar): read returns every field; write
+    // applies `rip`, `rflags` and `cr3` only.
+    MX_VCPU_SYSTEM = 2,
 };
 
 // General registers of a VCPU (x86).
@@ -127,5 +130,45 @@ typedef struct mx_vcpu_io {
         uint8_t data[4];
     };
 } mx_vcpu_io_t;
+
+// The system state of a VCPU (`MX_VCPU_SYSTEM`, magnetar; x86). Reading
+// returns every field as the guest sees it. Writing applies `rip`,
+// `rflags` and `cr3` only and ignores the other fields: `rflags` must
+// have bit 1 set and no reserved bit (3, 5, 15, 22-63), and `cr3` must be
+// below `MX_GUEST_PHYS_SIZE`, else `MX_ERR_INVALID_ARGS` and nothing
+// changes. Writing CR3 drops the guest's cached translations. Moving
+// RIP ends an interrupt shadow.
+typedef struct mx_vcpu_system {
+    // RIP.
+    uint64_t rip;
+    // RFLAGS.
+    uint64_t rflags;
+    // CR0.
+    uint64_t cr0;
+    // CR2 (the last page-fault address the guest saw).
+    uint64_t cr2;
+    // CR3.
+    uint64_t cr3;
+    // CR4.
+    uint64_t cr4;
+    // EFER (LME, LMA, NXE, SCE as the guest set them).
+    uint64_t efer;
+    // The code segment's base.
+    uint64_t cs_base;
+    // The code segment's limit (bytes - 1, expanded by G).
+    uint32_t cs_limit;
+    // The code segment's selector.
+    uint16_t cs_selector;
+    // The code segment's attributes in the x86 descriptor layout: type
+    // 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15.
+    uint16_t cs_attrib;
+    // The current privilege level, 0-3.
+    uint8_t cpl;
+    // 1 while interrupts are blocked for one instruction (after STI or
+    // MOV SS), else 0.
+    uint8_t interrupt_shadow;
+    // Zero.
+    uint8_t reserved[6];
+} mx_vcpu_system_t;
 
 __END_CDECLS

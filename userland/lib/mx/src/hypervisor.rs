@@ -24,7 +24,7 @@ use core::fmt;
 use mx_abi::wire::Wire;
 use mx_abi::{
     mx_handle_t, PacketGuestIo, PacketGuestMem, Payload, PortPacket, VcpuCreateArgs, VcpuIo, VcpuState, VcpuStateKind,
-    HANDLE_INVALID, VCPU_FLAGS_APPLY,
+    VcpuSystem, HANDLE_INVALID, VCPU_FLAGS_APPLY,
 };
 
 pub use kcore::x86decode::Mode;
@@ -298,6 +298,40 @@ impl Vcpu {
         // SAFETY: `bytes` is valid for its length.
         ok(unsafe {
             sys::mx_vcpu_write_state(self.raw(), VcpuStateKind::State as u32, bytes.as_ptr().cast(), bytes.len() as u32)
+        })
+        .map(drop)
+    }
+
+    /// `mx_vcpu_read_state(MX_VCPU_SYSTEM)`: RIP, RFLAGS, control
+    /// registers, EFER, CS, CPL and the interrupt shadow.
+    pub fn read_system(&self) -> Result<VcpuSystem, Status> {
+        let mut bytes = [0u8; VcpuSystem::SIZE];
+        // SAFETY: `bytes` is valid for its length.
+        ok(unsafe {
+            sys::mx_vcpu_read_state(
+                self.raw(),
+                VcpuStateKind::System as u32,
+                bytes.as_mut_ptr().cast(),
+                bytes.len() as u32,
+            )
+        })?;
+        Ok(VcpuSystem::from_bytes(&bytes))
+    }
+
+    /// `mx_vcpu_write_state(MX_VCPU_SYSTEM)`: applies `rip`, `rflags` and
+    /// `cr3` (the other fields are ignored). `INVALID_ARGS` for RFLAGS
+    /// without bit 1 or with a reserved bit, or a CR3 outside the guest's
+    /// physical space.
+    pub fn write_system(&self, system: &VcpuSystem) -> Result<(), Status> {
+        let bytes = system.to_bytes();
+        // SAFETY: `bytes` is valid for its length.
+        ok(unsafe {
+            sys::mx_vcpu_write_state(
+                self.raw(),
+                VcpuStateKind::System as u32,
+                bytes.as_ptr().cast(),
+                bytes.len() as u32,
+            )
         })
         .map(drop)
     }
