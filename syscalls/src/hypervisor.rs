@@ -12,6 +12,11 @@ c_enum! {
         Mem = 0 => "MX_GUEST_TRAP_MEM",
         /// I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
         Io = 1 => "MX_GUEST_TRAP_IO",
+        /// VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
+        /// port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
+        /// GUEST_VMCALL packet with RIP past the instruction; without this
+        /// trap VMMCALL raises #UD in the guest.
+        Vmcall = 5 => "MX_GUEST_TRAP_VMCALL",
     }
 }
 

@@ -72,8 +72,10 @@ pub enum Exit {
     Xsetbv,
     /// An instruction with no effect to emulate (INVD), of this length.
     NoOp { len: u8 },
+    /// VMMCALL (3 bytes).
+    Vmcall,
     /// An instruction the guest must see raise #UD (virtualization
-    /// instructions of a CPU that does not offer them, VMMCALL, MONITOR).
+    /// instructions of a CPU that does not offer them, MONITOR).
     Undefined,
     /// The guest shut down (triple fault).
     Shutdown,

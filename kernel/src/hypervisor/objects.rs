@@ -17,8 +17,8 @@ use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
 use mx_abi::{
-    ObjType, PacketGuestIo, PacketGuestMem, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VcpuSystem,
-    VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED, VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
+    ObjType, PacketGuestIo, PacketGuestMem, PacketGuestVmcall, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState,
+    VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED, VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
 };
 
 const PAGE_SIZE: u64 = 4096;
@@ -104,7 +104,7 @@ impl Guest {
     pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
         // Argument and overlap errors come before NO_MEMORY, whatever the
         // pool does; `set_trap` checks again under the lock it inserts with.
-        self.traps.lock().check(kind, addr, len).map_err(trap_status)?;
+        self.traps.lock().check(kind, addr, len, port.is_some()).map_err(trap_status)?;
         let pool = match port {
             Some(port) => Some(port.add_trap(key)?),
             None => None,
@@ -566,6 +566,15 @@ impl Vcpu {
             Exit::NoOp { len } => {
                 advance(backend, u64::from(len));
                 Ok(None)
+            }
+            Exit::Vmcall => {
+                if self.guest.lookup(TrapKind::Vmcall, 0).is_none() {
+                    backend.inject(Event::Exception { vector: 6, error_code: None });
+                    return Ok(None);
+                }
+                advance(backend, 3);
+                let vmcall = PacketGuestVmcall { inst_len: 3, ..Default::default() };
+                Ok(Some(PortPacket::new(0, 0, Payload::GuestVmcall(vmcall))))
             }
             Exit::Undefined => {
                 backend.inject(Event::Exception { vector: 6, error_code: None });

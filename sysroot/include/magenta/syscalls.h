@@ -1141,8 +1141,8 @@ extern mx_status_t _mx_guest_create(
     mx_handle_t physmem_vmo,
     mx_handle_t* out) __NONNULL((4));
 
-// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM` or
-// `MX_GUEST_TRAP_IO`).
+// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM`,
+// `MX_GUEST_TRAP_IO` or `MX_GUEST_TRAP_VMCALL`).
 extern mx_status_t mx_guest_set_trap(
     mx_handle_t guest,
     uint32_t kind,
@@ -1171,8 +1171,8 @@ extern mx_status_t _mx_vcpu_create(
     const mx_vcpu_create_args_t* args,
     mx_handle_t* out) __NONNULL((4));
 
-// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM or
-// GUEST_IO packet (key 0, status 0, unused bytes zero).
+// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM,
+// GUEST_IO or GUEST_VMCALL packet (key 0, status 0, unused bytes zero).
 extern mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 

@@ -420,7 +420,7 @@ fn trap_kinds_are_separate_spaces() -> Outcome {
 
 fn trap_bad_kind() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(set_trap(m.guest.raw(), 2, 0x80, 1, 0), Status::InvalidArgs);
+    expect_status!(set_trap(m.guest.raw(), 6, 0x80, 1, 0), Status::InvalidArgs);
     expect_status!(set_trap(m.guest.raw(), u32::MAX, 0x1000, 0x1000, 0), Status::InvalidArgs);
     Ok(())
 }

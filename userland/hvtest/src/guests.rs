@@ -322,6 +322,25 @@ hv_system_alt:
         out     %eax, $0x81
 3:      jmp     3b
 hv_system_end:
+    # VMMCALL with RAX = 0x1111, RCX = 0x2222, then a report of RAX. The
+    # #UD handler reports 6 and resumes after the 3-byte VMMCALL.
+    .globl hv_vmcall, hv_vmcall_end
+hv_vmcall:
+        GATE    6, hv_vmcall_ud
+        lidt    0x5000
+        mov     $0x1111, %eax
+        mov     $0x2222, %ecx
+        vmmcall
+        out     %eax, $0x81
+2:      jmp     2b
+hv_vmcall_ud:
+        push    %rax
+        mov     $6, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $3, (%rsp)
+        iretq
+hv_vmcall_end:
     .popsection
 "#,
     options(att_syntax)
@@ -364,6 +383,7 @@ snippets! {
     sse => hv_sse, hv_sse_end;
     triple => hv_triple, hv_triple_end;
     system => hv_system, hv_system_end;
+    vmcall => hv_vmcall, hv_vmcall_end;
 }
 
 extern "C" {

@@ -17,6 +17,11 @@ enum {
     MX_GUEST_TRAP_MEM = 0,
     // I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
     MX_GUEST_TRAP_IO = 1,
+    // VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
+    // port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
+    // GUEST_VMCALL packet with RIP past the instruction; without this
+    // trap VMMCALL raises #UD in the guest.
+    MX_GUEST_TRAP_VMCALL = 5,
 };
 
 // The guest address spaces traps live in (magnetar). A trap outside its

@@ -51,7 +51,7 @@ pub enum Error {
         /// What the decoder said.
         error: DecodeError,
     },
-    /// A packet that is neither GUEST_IO nor GUEST_MEM (its type).
+    /// A packet of a type [`Exit`] does not model (its type).
     UnexpectedPacket(u32),
 }
 
@@ -184,6 +184,12 @@ pub enum Exit {
         /// What the access does.
         instruction: Instruction,
     },
+    /// A VMMCALL (`TrapKind::Vmcall`; RIP is past it): the registers are
+    /// read and written with [`Vcpu::read_state`] and [`Vcpu::write_state`].
+    Vmcall {
+        /// The packet's key (0: VMCALL traps are synchronous).
+        key: u64,
+    },
 }
 
 impl Exit {
@@ -193,6 +199,7 @@ impl Exit {
         match packet.payload() {
             Ok(Payload::GuestIo(io)) => Ok(Exit::from_io(packet.key, &io)),
             Ok(Payload::GuestMem(mem)) => Exit::from_mem(packet.key, &mem, mode),
+            Ok(Payload::GuestVmcall(_)) => Ok(Exit::Vmcall { key: packet.key }),
             _ => Err(Error::UnexpectedPacket(packet.packet_type)),
         }
     }
@@ -214,7 +221,7 @@ impl Exit {
     /// The packet's key.
     pub fn key(&self) -> u64 {
         match self {
-            Exit::Io { key, .. } | Exit::Mem { key, .. } => *key,
+            Exit::Io { key, .. } | Exit::Mem { key, .. } | Exit::Vmcall { key } => *key,
         }
     }
 
@@ -222,7 +229,7 @@ impl Exit {
     pub fn io(&self) -> Option<IoAccess> {
         match *self {
             Exit::Io { key, port, size, input, data } => Some(IoAccess { key, port, size, input, data }),
-            Exit::Mem { .. } => None,
+            _ => None,
         }
     }
 }

@@ -70,6 +70,7 @@ const EXIT_IOIO: u64 = 0x7b;
 const EXIT_MSR: u64 = 0x7c;
 const EXIT_SHUTDOWN: u64 = 0x7f;
 const EXIT_VMRUN: u64 = 0x80;
+const EXIT_VMMCALL: u64 = 0x81;
 const EXIT_SKINIT: u64 = 0x86;
 const EXIT_MONITOR: u64 = 0x8a;
 const EXIT_MWAIT_COND: u64 = 0x8c;
@@ -454,6 +455,7 @@ impl SvmVcpu {
             }
             EXIT_MSR => Exit::Msr { write: info1 & 1 != 0 },
             EXIT_SHUTDOWN => Exit::Shutdown,
+            EXIT_VMMCALL => Exit::Vmcall,
             EXIT_VMRUN..=EXIT_SKINIT | EXIT_MONITOR..=EXIT_MWAIT_COND => Exit::Undefined,
             EXIT_XSETBV => Exit::Xsetbv,
             EXIT_NPF => {
