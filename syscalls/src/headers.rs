@@ -152,6 +152,8 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Struct(&PacketException::C),
             I::Struct(&PacketGuestMem::C),
             I::Struct(&PacketGuestIo::C),
+            I::Struct(&PacketGuestMsr::C),
+            I::Struct(&PacketGuestCpuid::C),
             I::Struct(&PacketGuestVmcall::C),
             I::Struct(&PortPacket::C),
         ],

@@ -1130,13 +1130,14 @@ syscalls! {
     }
 
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO
-    /// only), every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
+    /// and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0. VMCALL traps
-    /// are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
+    /// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
     /// the kind's range and before overlaps.
     syscall 113 guest_set_trap "G" (
         guest: handle(Guest; WRITE),
@@ -1157,11 +1158,12 @@ syscalls! {
         InvalidArgs("MEM: `addr` or `len` not page-aligned"),
         OutOfRange("MEM: `addr + len > MX_GUEST_PHYS_SIZE`"),
         OutOfRange("IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)"),
+        OutOfRange("MSR, CPUID: `addr + len > 2^32`"),
         OutOfRange("VMCALL: `addr + len > 1`"),
-        InvalidArgs("VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)"),
+        InvalidArgs("MSR, CPUID, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)"),
         AlreadyExists("the range intersects a trap of the same kind"),
         NoMemory,
-        InvalidArgs("`kind` is none of MEM, IO, VMCALL"),
+        InvalidArgs("`kind` is none of MEM, IO, MSR, CPUID, VMCALL"),
     }
 
     /// Creates a VCPU (rights 0x101f, not waitable), bound to the calling
@@ -1190,8 +1192,8 @@ syscalls! {
     }
 
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM, GUEST_IO or GUEST_VMCALL packet (key 0,
-    /// status 0, unused bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
+    /// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
     /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.

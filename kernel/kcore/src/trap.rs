@@ -2,8 +2,8 @@
 //!
 //! A guest has independent address spaces that traps live in: guest
 //! physical memory ([`TRAP_MEM`]), the x86 I/O port space ([`TRAP_IO`]) and,
-//! for synchronous traps only, VMMCALL ([`TRAP_VMCALL`], a space of one
-//! address, 0).
+//! for synchronous traps only, MSRs ([`TRAP_MSR`]), CPUID leaves
+//! ([`TRAP_CPUID`]) and VMMCALL ([`TRAP_VMCALL`], a space of one address, 0).
 //! Each space keeps its traps in a vector sorted by start address whose
 //! ranges never intersect, so [`TrapMap::lookup`] is a binary search: O(log n),
 //! no allocation, no lock-free trickery. Insertion is O(n) (a `memmove`), which
@@ -21,8 +21,9 @@
 //!      then `addr + len > mem_size` → `OutOfRange`.
 //!    - [`TRAP_IO`]: `addr + len > 0x10000` → `OutOfRange` (ports 0 to 0xFFFF
 //!      inclusive, decision 3: port 0xFFFF itself can be trapped).
-//!    - [`TRAP_VMCALL`]: `addr + len > 1` → `OutOfRange`; then a port
-//!      → `InvalidArgs` (synchronous only).
+//!    - [`TRAP_MSR`], [`TRAP_CPUID`]: `addr + len > 2^32` → `OutOfRange`;
+//!      [`TRAP_VMCALL`]: `addr + len > 1` → `OutOfRange`; then, for these
+//!      synchronous-only kinds, a port → `InvalidArgs`.
 //!    - any other kind → `InvalidArgs`.
 //! 4. The range intersects a trap of the same kind → [`TrapError::AlreadyExists`]
 //!    (`MX_ERR_ALREADY_EXISTS`, decision 4). Adjacent ranges do not intersect.
@@ -39,6 +40,12 @@ use alloc::vec::Vec;
 pub const TRAP_MEM: u32 = 0;
 /// `MX_GUEST_TRAP_IO`: a range of x86 I/O ports.
 pub const TRAP_IO: u32 = 1;
+/// `MX_GUEST_TRAP_MSR`: a range of MSR numbers (RDMSR and WRMSR).
+pub const TRAP_MSR: u32 = 2;
+/// `MX_GUEST_TRAP_CPUID`: a range of CPUID leaves (EAX).
+pub const TRAP_CPUID: u32 = 3;
+/// Size of the MSR and CPUID spaces: every 32-bit number.
+pub const MSR_SPACE_SIZE: u64 = 1 << 32;
 /// `MX_GUEST_TRAP_VMCALL`: the VMMCALL instruction (address 0, length 1).
 pub const TRAP_VMCALL: u32 = 5;
 /// Size of the VMCALL space: the one address 0.
@@ -58,12 +65,16 @@ pub enum TrapKind {
     Mem,
     /// I/O ports (`MX_GUEST_TRAP_IO`).
     Io,
+    /// MSRs (`MX_GUEST_TRAP_MSR`).
+    Msr,
+    /// CPUID leaves (`MX_GUEST_TRAP_CPUID`).
+    Cpuid,
     /// VMMCALL (`MX_GUEST_TRAP_VMCALL`).
     Vmcall,
 }
 
 /// Number of trap kinds (spaces).
-const KINDS: usize = 3;
+const KINDS: usize = 5;
 
 impl TrapKind {
     /// The kind for a raw `kind` argument, if it is one.
@@ -71,6 +82,8 @@ impl TrapKind {
         match kind {
             TRAP_MEM => Some(TrapKind::Mem),
             TRAP_IO => Some(TrapKind::Io),
+            TRAP_MSR => Some(TrapKind::Msr),
+            TRAP_CPUID => Some(TrapKind::Cpuid),
             TRAP_VMCALL => Some(TrapKind::Vmcall),
             _ => None,
         }
@@ -81,6 +94,8 @@ impl TrapKind {
         match self {
             TrapKind::Mem => TRAP_MEM,
             TrapKind::Io => TRAP_IO,
+            TrapKind::Msr => TRAP_MSR,
+            TrapKind::Cpuid => TRAP_CPUID,
             TrapKind::Vmcall => TRAP_VMCALL,
         }
     }
@@ -95,7 +110,9 @@ impl TrapKind {
         match self {
             TrapKind::Mem => 0,
             TrapKind::Io => 1,
-            TrapKind::Vmcall => 2,
+            TrapKind::Msr => 2,
+            TrapKind::Cpuid => 3,
+            TrapKind::Vmcall => 4,
         }
     }
 }
@@ -208,6 +225,7 @@ impl<P> TrapMap<P> {
             }
             Some(kind) => {
                 let size = match kind {
+                    TrapKind::Msr | TrapKind::Cpuid => MSR_SPACE_SIZE,
                     TrapKind::Vmcall => VMCALL_SPACE_SIZE,
                     TrapKind::Mem | TrapKind::Io => unreachable!("handled above"),
                 };
@@ -397,6 +415,30 @@ mod tests {
         // MEM and IO still take ports.
         assert_eq!(m.set_trap(TRAP_IO, 0, 1, 1, Some(3)), Ok(()));
         assert_eq!(m.drain().count(), 2);
+    }
+
+    #[test]
+    fn msr_and_cpuid_spaces_are_32_bits_and_synchronous() {
+        let mut m = map();
+        for kind in [TRAP_MSR, TRAP_CPUID] {
+            assert_eq!(m.set_trap(kind, 0, 0, 1, None), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0, (1 << 32) + 1, 1, None), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 0xffff_ffff, 2, 1, None), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 1 << 32, 1, 1, Some(2)), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 0x4000_0000, 0x100, 1, Some(2)), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0x4000_0000, 0x100, u64::from(kind), None), Ok(()));
+            assert_eq!(m.set_trap(kind, 0x4000_00ff, 1, 1, Some(2)), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0x4000_00ff, 1, 1, None), Err(TrapError::AlreadyExists));
+            assert_eq!(m.set_trap(kind, 0xffff_ffff, 1, 9, None), Ok(()));
+        }
+        assert_eq!(m.lookup(TrapKind::Msr, 0x4000_0080).map(|t| t.key), Some(u64::from(TRAP_MSR)));
+        assert_eq!(m.lookup(TrapKind::Cpuid, 0x4000_0080).map(|t| t.key), Some(u64::from(TRAP_CPUID)));
+        assert_eq!(m.lookup(TrapKind::Cpuid, 0x4000_0100), None);
+        assert_eq!(m.lookup(TrapKind::Msr, 0xffff_ffff).map(|t| t.key), Some(9));
+        // The whole space at once.
+        let mut m = map();
+        assert_eq!(m.set_trap(TRAP_MSR, 0, 1 << 32, 1, None), Ok(()));
+        assert!(m.lookup(TrapKind::Msr, 0).is_some() && m.lookup(TrapKind::Msr, u64::from(u32::MAX)).is_some());
     }
 
     use crate::test_rng::Rng;

@@ -69,9 +69,12 @@
 //! no interrupt shadow; otherwise an interrupt window is requested), then
 //! exceptions (lowest vector first). The kernel handles CPUID, MSRs, HLT,
 //! PAUSE, XSETBV, INVD and interrupt windows itself (`x86`); I/O and MEM
-//! trap exits go to user space, and so does VMMCALL when the guest has a
-//! VMCALL trap (synchronous only; RIP past the instruction; without the
-//! trap VMMCALL raises #UD); anything else is `NOT_SUPPORTED` with the
+//! trap exits go to user space, and so do, through synchronous-only traps,
+//! VMMCALL (a VMCALL trap; without it VMMCALL raises #UD), RDMSR/WRMSR of a
+//! trapped MSR the kernel does not virtualize (one that would raise #GP;
+//! the kernel's own MSRs never leave it) and CPUID of a trapped leaf (after
+//! the kernel wrote its own result to the registers); RIP is past the
+//! instruction in each case; anything else is `NOT_SUPPORTED` with the
 //! guest state intact, and a triple fault is `BAD_STATE` (the VCPU is dead).
 
 pub mod backend;

@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX};
+use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX, RCX, RDX};
 use super::x86;
 use crate::arch::x86::percpu::cpu_index;
 use crate::object::port::{Port, PortTrap};
@@ -17,8 +17,9 @@ use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
 use mx_abi::{
-    ObjType, PacketGuestIo, PacketGuestMem, PacketGuestVmcall, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState,
-    VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED, VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
+    ObjType, PacketGuestCpuid, PacketGuestIo, PacketGuestMem, PacketGuestMsr, PacketGuestVmcall, Payload, PortPacket,
+    Signals, Status, VcpuIo, VcpuState, VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED,
+    VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
 };
 
 const PAGE_SIZE: u64 = 4096;
@@ -534,18 +535,37 @@ impl Vcpu {
                 }
             },
             Exit::Cpuid => {
-                x86::cpuid(backend);
+                let (leaf, subleaf, [eax, ebx, ecx, edx]) = x86::cpuid(backend);
                 advance(backend, 2);
-                Ok(None)
-            }
-            Exit::Msr { write } => {
-                if x86::msr(backend, write).is_ok() {
-                    advance(backend, 2);
-                } else {
-                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                if self.guest.lookup(TrapKind::Cpuid, u64::from(leaf)).is_none() {
+                    return Ok(None);
                 }
-                Ok(None)
+                let cpuid = PacketGuestCpuid { leaf, subleaf, eax, ebx, ecx, edx, reserved: 0 };
+                Ok(Some(PortPacket::new(0, 0, Payload::GuestCpuid(cpuid))))
             }
+            Exit::Msr { write } => match x86::msr(backend, write) {
+                x86::MsrAccess::Done => {
+                    advance(backend, 2);
+                    Ok(None)
+                }
+                x86::MsrAccess::Refused => {
+                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                    Ok(None)
+                }
+                x86::MsrAccess::Unknown => {
+                    let regs = backend.gprs();
+                    let msr = regs[RCX] as u32;
+                    if self.guest.lookup(TrapKind::Msr, u64::from(msr)).is_none() {
+                        backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                        return Ok(None);
+                    }
+                    let value = if write { (regs[RDX] << 32) | (regs[RAX] & 0xffff_ffff) } else { 0 };
+                    advance(backend, 2);
+                    let access =
+                        PacketGuestMsr { msr, write: u8::from(write), inst_len: 2, value, ..Default::default() };
+                    Ok(Some(PortPacket::new(0, 0, Payload::GuestMsr(access))))
+                }
+            },
             Exit::Xsetbv => {
                 if x86::xsetbv(backend).is_ok() {
                     advance(backend, 3);

@@ -341,6 +341,65 @@ hv_vmcall_ud:
         addq    $3, (%rsp)
         iretq
 hv_vmcall_end:
+
+    # RDMSR 0x40000000 (reports EAX, EDX), WRMSR 0x40000001 of
+    # 0x0123456789abcdef, RDMSR of the APIC base and of EFER (reports EAX).
+    # The #GP handler reports 13 and resumes after the 2-byte instruction.
+    .globl hv_msr, hv_msr_end
+hv_msr:
+        GATE    13, hv_msr_gp
+        lidt    0x5000
+        mov     $0x40000000, %ecx
+        xor     %eax, %eax
+        xor     %edx, %edx
+        rdmsr
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+        mov     $0x40000001, %ecx
+        mov     $0x89abcdef, %eax
+        mov     $0x01234567, %edx
+        wrmsr
+        mov     $0x1b, %ecx
+        rdmsr
+        out     %eax, $0x81
+        mov     $0xc0000080, %ecx
+        rdmsr
+        out     %eax, $0x81
+2:      jmp     2b
+hv_msr_gp:
+        add     $8, %rsp
+        push    %rax
+        mov     $13, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_msr_end:
+
+    # CPUID 0x40000000 subleaf 7, then leaf 0: reports EAX, EBX, ECX, EDX
+    # of each.
+    .macro REPORT4
+        out     %eax, $0x81
+        mov     %ebx, %eax
+        out     %eax, $0x81
+        mov     %ecx, %eax
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+    .endm
+    .globl hv_cpuid, hv_cpuid_end
+hv_cpuid:
+        mov     $0x40000000, %eax
+        mov     $7, %ecx
+        cpuid
+        REPORT4
+        xor     %eax, %eax
+        xor     %ecx, %ecx
+        cpuid
+        REPORT4
+2:      jmp     2b
+hv_cpuid_end:
     .popsection
 "#,
     options(att_syntax)
@@ -384,6 +443,8 @@ snippets! {
     triple => hv_triple, hv_triple_end;
     system => hv_system, hv_system_end;
     vmcall => hv_vmcall, hv_vmcall_end;
+    msr => hv_msr, hv_msr_end;
+    cpuid => hv_cpuid, hv_cpuid_end;
 }
 
 extern "C" {

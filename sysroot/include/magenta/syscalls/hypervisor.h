@@ -17,6 +17,20 @@ enum {
     MX_GUEST_TRAP_MEM = 0,
     // I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
     MX_GUEST_TRAP_IO = 1,
+    // MSRs (magnetar): `addr` = the first MSR, `addr + len <= 2^32`,
+    // synchronous only. An RDMSR or WRMSR of a trapped MSR that the kernel
+    // does not virtualize itself (one that would raise #GP) comes back as
+    // a GUEST_MSR packet with RIP past the instruction; for RDMSR the VMM
+    // supplies EDX:EAX with `MX_VCPU_STATE`. To raise #GP instead, move
+    // RIP back 2 bytes with `MX_VCPU_SYSTEM` and call
+    // `mx_vcpu_interrupt(13)`.
+    MX_GUEST_TRAP_MSR = 2,
+    // CPUID leaves (magnetar): `addr` = the first leaf (EAX),
+    // `addr + len <= 2^32`, synchronous only. The kernel computes its
+    // result, writes it to EAX, EBX, ECX and EDX, moves RIP past the
+    // instruction and returns a GUEST_CPUID packet carrying it; the VMM
+    // may overwrite the registers.
+    MX_GUEST_TRAP_CPUID = 3,
     // VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
     // port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
     // GUEST_VMCALL packet with RIP past the instruction; without this

@@ -184,6 +184,32 @@ pub enum Exit {
         /// What the access does.
         instruction: Instruction,
     },
+    /// An RDMSR or WRMSR of a trapped MSR the kernel does not virtualize
+    /// (`TrapKind::Msr`; RIP is past it). For RDMSR, answer with
+    /// [`Vcpu::write_state`] (EDX:EAX).
+    Msr {
+        /// The packet's key (0: MSR traps are synchronous).
+        key: u64,
+        /// The MSR.
+        msr: u32,
+        /// WRMSR (with `value`) or RDMSR.
+        write: bool,
+        /// What WRMSR wrote; 0 for RDMSR.
+        value: u64,
+    },
+    /// A CPUID of a trapped leaf (`TrapKind::Cpuid`; RIP is past it, and the
+    /// kernel's result is already in the registers, which the manager may
+    /// overwrite).
+    Cpuid {
+        /// The packet's key (0: CPUID traps are synchronous).
+        key: u64,
+        /// EAX.
+        leaf: u32,
+        /// ECX.
+        subleaf: u32,
+        /// The kernel's EAX, EBX, ECX, EDX.
+        result: [u32; 4],
+    },
     /// A VMMCALL (`TrapKind::Vmcall`; RIP is past it): the registers are
     /// read and written with [`Vcpu::read_state`] and [`Vcpu::write_state`].
     Vmcall {
@@ -199,6 +225,15 @@ impl Exit {
         match packet.payload() {
             Ok(Payload::GuestIo(io)) => Ok(Exit::from_io(packet.key, &io)),
             Ok(Payload::GuestMem(mem)) => Exit::from_mem(packet.key, &mem, mode),
+            Ok(Payload::GuestMsr(m)) => {
+                Ok(Exit::Msr { key: packet.key, msr: m.msr, write: m.write != 0, value: m.value })
+            }
+            Ok(Payload::GuestCpuid(c)) => Ok(Exit::Cpuid {
+                key: packet.key,
+                leaf: c.leaf,
+                subleaf: c.subleaf,
+                result: [c.eax, c.ebx, c.ecx, c.edx],
+            }),
             Ok(Payload::GuestVmcall(_)) => Ok(Exit::Vmcall { key: packet.key }),
             _ => Err(Error::UnexpectedPacket(packet.packet_type)),
         }
@@ -221,7 +256,11 @@ impl Exit {
     /// The packet's key.
     pub fn key(&self) -> u64 {
         match self {
-            Exit::Io { key, .. } | Exit::Mem { key, .. } | Exit::Vmcall { key } => *key,
+            Exit::Io { key, .. }
+            | Exit::Mem { key, .. }
+            | Exit::Msr { key, .. }
+            | Exit::Cpuid { key, .. }
+            | Exit::Vmcall { key } => *key,
         }
     }
 
