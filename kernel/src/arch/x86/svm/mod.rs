@@ -274,6 +274,15 @@ fn permission_maps() -> Option<(u64, u64)> {
     maps.ok().copied()
 }
 
+/// Frames a CPU keeps for good once a guest has run there (the host save
+/// page and the host VMSAVE area).
+pub const FRAMES_PER_PREPARED_CPU: u64 = 2;
+
+/// How many CPUs have run a guest (and keep [`FRAMES_PER_PREPARED_CPU`]).
+pub fn prepared_cpus() -> u64 {
+    CPUS.iter().filter(|cpu| cpu.hsave.load(Ordering::Relaxed) != 0).count() as u64
+}
+
 /// Turns SVM on for this CPU if it is not yet (interrupts off).
 fn prepare_this_cpu(cpu: &CpuState) -> Result<(), Status> {
     if cpu.hsave.load(Ordering::Relaxed) != 0 {
