@@ -130,6 +130,20 @@ unsafe impl GlobalAlloc for Heap {
             .unwrap_or(0) as *mut u8
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is the same.
+        let block = unsafe { self.alloc(layout) };
+        // A large block is a fresh VMO mapping, zero already: clearing it
+        // would only commit every page (and with the kernel out of frames, a
+        // fault there kills the process where a later write could fail
+        // softly, e.g. a channel read into it).
+        if !block.is_null() && class_of(&layout).is_some() {
+            // SAFETY: `block` holds `layout.size()` writable bytes.
+            unsafe { ptr::write_bytes(block, 0, layout.size()) };
+        }
+        block
+    }
+
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         let Some(class) = class_of(&layout) else {
             let len = layout.size().next_multiple_of(PAGE);
