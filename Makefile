@@ -137,7 +137,7 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p hv -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean
