@@ -1265,4 +1265,25 @@ extern mx_status_t _mx_syscall_test_8(int a, int b, int c, int d, int e, int f, 
 extern mx_status_t mx_syscall_test_wrapper(int a, int b, int c);
 extern mx_status_t _mx_syscall_test_wrapper(int a, int b, int c);
 
+// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from `vmo_offset` (magnetar).
+extern mx_status_t mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+extern mx_status_t _mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+
+// Removes every mapped page in guest-physical `[gpa, gpa + len)` (magnetar): pages no mapping
+// covers are fine, a mapping partly covered is trimmed or split.
+extern mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
+extern mx_status_t _mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
+
 __END_CDECLS
