@@ -7,8 +7,9 @@
 //! advances RIP and clears InterceptSuspend), enables the hypercall page,
 //! calls HvSignalEvent (fast) through it and reports the result with `OUT
 //! 0x81`; the root checks the SIEF bit and the status, then tears the
-//! partition down. Exits 0 when every step did what it should; without
-//! hardware virtualization it says so and exits 0 after the partition calls.
+//! partition down. Then the guest makes 100 more intercepted `OUT`s, timed
+//! (message, root's register call, VP resumed). Exits 0 when every step did
+//! what it should.
 
 #![no_std]
 #![no_main]
@@ -32,6 +33,8 @@ const EVENT_PORT: u32 = 0x11;
 const CONNECTION: u32 = 5;
 const FLAG: u16 = 1;
 const SINT: u32 = 2;
+/// Intercepts of port 0x82 the guest makes in a loop, to time a round trip.
+const ROUND_TRIPS: u32 = 100;
 
 /// The guest, at GPA 0x4000 (64-bit).
 const GUEST_CODE: &[u8] = &[
@@ -51,6 +54,10 @@ const GUEST_CODE: &[u8] = &[
     0xFF, 0xD0, // call rax                (the hypercall page)
     0x66, 0xBA, 0x81, 0x00, // mov dx, 0x81
     0xEF, // out dx, eax             (intercepted: the status)
+    0xB9, 0x64, 0x00, 0x00, 0x00, // mov ecx, ROUND_TRIPS
+    0xE6, 0x82, // loop: out 0x82, al    (intercepted: timed)
+    0xFF, 0xC9, // dec ecx
+    0x75, 0xFA, // jnz loop
     0xF4, // hlt
     0xEB, 0xFD, // jmp hlt
 ];
@@ -103,7 +110,7 @@ fn run() -> Result<(), String> {
     put(CODE, GUEST_CODE);
     rep("HvMapGpaPages", root.map_gpa_pages(child, 0, map_flags::ALL, &gpages))?;
     hv("HvCreateVp", root.create_vp(child, ProximityDomainInfo::ANY, 0, 0))?;
-    for port in [0x80u64, 0x81] {
+    for port in [0x80u64, 0x81, 0x82] {
         let d = InterceptDescriptor { intercept_type: intercept::X64_IO_PORT, parameter: port };
         hv("HvInstallIntercept", root.install_intercept(child, intercept::ACCESS_WRITE, d))?;
     }
@@ -139,6 +146,18 @@ fn run() -> Result<(), String> {
     }
     mxrt::println!("hyperv-smoke: guest HvSignalEvent -> {status:?}, flag {FLAG} of SINT {SINT} set");
     resume_past(&root, child, &io)?;
+
+    // Round trips: guest OUT -> message -> root resumes the VP.
+    let start = mx::time_monotonic();
+    for i in 0..ROUND_TRIPS {
+        let io = next_intercept(&root)?;
+        if io.port_number != 0x82 {
+            return Err(format!("round trip {i}: unexpected intercept {io:?}"));
+        }
+        resume_past(&root, child, &io)?;
+    }
+    let ns = (mx::time_monotonic() - start) / u64::from(ROUND_TRIPS);
+    mxrt::println!("hyperv-smoke: {ROUND_TRIPS} intercept round trips, {} us each", ns / 1000);
 
     hv("HvFinalizePartition", root.finalize_partition(child))?;
     let mut back = [0u64; 64];
