@@ -1610,7 +1610,8 @@ pub trait SyscallHandler {
     /// #112 `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out)` (scope `G`).
     ///
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     ///
     /// Handles (lookup checks): `resource`: MX_OBJ_TYPE_RESOURCE; no rights. `physmem_vmo`: MX_OBJ_TYPE_VMO; READ | WRITE | EXECUTE.
@@ -1692,7 +1693,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`: `args->apic_vmo`
     /// - `MX_ERR_ACCESS_DENIED`: `apic_vmo` lacks READ or WRITE
     /// - `MX_ERR_WRONG_TYPE`: `apic_vmo` is not a VMO
-    /// - `MX_ERR_INVALID_ARGS`: `ip` >= guest memory size, or `cr3` >= size - 4096
+    /// - `MX_ERR_INVALID_ARGS`: `ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`
     /// - `MX_ERR_NO_RESOURCES`: no VCPU id (ASID) left; OUT_OF_RANGE is also possible
     /// - `MX_ERR_NO_MEMORY`
     /// - `MX_ERR_INVALID_ARGS`: `out` cannot be written

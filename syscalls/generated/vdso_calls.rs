@@ -3034,7 +3034,8 @@ pub unsafe fn mx_resource_create(
 }
 
 /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-/// memory is `physmem_vmo` from address 0. `resource` must be of kind
+/// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+/// live on `mx_guest_map` mappings alone). `resource` must be of kind
 /// HYPERVISOR or ROOT.
 ///
 /// C: `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out);`.

@@ -1109,7 +1109,8 @@ syscalls! {
     // ------------------------------------------------------------ hypervisor
 
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     syscall 112 guest_create "G" (
         resource: handle(Resource; NONE),
@@ -1187,7 +1188,7 @@ syscalls! {
         BadHandle("`args->apic_vmo`"),
         AccessDenied("`apic_vmo` lacks READ or WRITE"),
         WrongType("`apic_vmo` is not a VMO"),
-        InvalidArgs("`ip` >= guest memory size, or `cr3` >= size - 4096"),
+        InvalidArgs("`ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`"),
         NoResources("no VCPU id (ASID) left; OUT_OF_RANGE is also possible"),
         NoMemory,
         InvalidArgs("`out` cannot be written"),

@@ -274,11 +274,6 @@ impl Guest {
         }
     }
 
-    /// The size of guest RAM.
-    pub fn memory_size(&self) -> u64 {
-        self.memory.size()
-    }
-
     /// The trap of `kind` covering `addr`, if any: a binary search under the
     /// trap lock and a reference-count increment, no allocation.
     fn lookup(&self, kind: TrapKind, addr: u64) -> Option<Hit> {
@@ -451,11 +446,11 @@ pub struct Vcpu {
 
 impl Vcpu {
     /// `vcpu_create` after the handle checks, bound to the calling thread.
-    /// `INVALID_ARGS` if `ip >= ` the guest memory size or `cr3 >= size -
-    /// 4096`; `NO_MEMORY`.
+    /// `INVALID_ARGS` if `ip >= MX_GUEST_PHYS_SIZE` or `cr3 >
+    /// MX_GUEST_PHYS_SIZE - 4096` (whatever backs those addresses: physmem,
+    /// a mapping made later, or nothing); `NO_MEMORY`.
     pub fn create(guest: &Arc<Guest>, ip: u64, cr3: u64, apic: Arc<Vmo>) -> Result<Arc<Vcpu>, Status> {
-        let size = guest.memory_size();
-        if ip >= size || size < PAGE_SIZE || cr3 >= size - PAGE_SIZE {
+        if ip >= GUEST_PHYS_SIZE || cr3 > GUEST_PHYS_SIZE - PAGE_SIZE {
             return Err(Status::InvalidArgs);
         }
         if apic.size() < PAGE_SIZE {

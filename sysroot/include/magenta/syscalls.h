@@ -1129,7 +1129,7 @@ extern mx_status_t _mx_resource_create(
     mx_handle_t* resource_out) __NONNULL((5));
 
 // Creates a guest (rights 0x000b, not waitable) whose guest-physical memory is `physmem_vmo` from
-// address 0.
+// address 0 (it may be empty: a guest can live on `mx_guest_map` mappings alone).
 extern mx_status_t mx_guest_create(
     mx_handle_t resource,
     uint32_t options,
