@@ -80,7 +80,7 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
 	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
 	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
-	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
