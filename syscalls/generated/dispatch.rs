@@ -1610,7 +1610,8 @@ pub trait SyscallHandler {
     /// #112 `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out)` (scope `G`).
     ///
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     ///
     /// Handles (lookup checks): `resource`: MX_OBJ_TYPE_RESOURCE; no rights. `physmem_vmo`: MX_OBJ_TYPE_VMO; READ | WRITE | EXECUTE.
@@ -1631,11 +1632,15 @@ pub trait SyscallHandler {
     /// #113 `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key)` (scope `G`).
     ///
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+    /// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+    /// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// the kind's range and before overlaps.
     ///
     /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `port`: MX_OBJ_TYPE_PORT; WRITE; `None` for MX_HANDLE_INVALID.
     ///
@@ -1651,9 +1656,14 @@ pub trait SyscallHandler {
     /// - `MX_ERR_INVALID_ARGS`: MEM: `addr` or `len` not page-aligned
     /// - `MX_ERR_OUT_OF_RANGE`: MEM: `addr + len > MX_GUEST_PHYS_SIZE`
     /// - `MX_ERR_OUT_OF_RANGE`: IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)
+    /// - `MX_ERR_OUT_OF_RANGE`: MSR, CPUID: `addr + len > 2^32`
+    /// - `MX_ERR_OUT_OF_RANGE`: EXCEPTION: `addr + len > 32`
+    /// - `MX_ERR_INVALID_ARGS`: EXCEPTION: the range holds vector 2 (NMI) or 18 (#MC), which cannot be trapped
+    /// - `MX_ERR_OUT_OF_RANGE`: VMCALL: `addr + len > 1`
+    /// - `MX_ERR_INVALID_ARGS`: MSR, CPUID, EXCEPTION, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)
     /// - `MX_ERR_ALREADY_EXISTS`: the range intersects a trap of the same kind
     /// - `MX_ERR_NO_MEMORY`
-    /// - `MX_ERR_INVALID_ARGS`: `kind` is neither MEM nor IO
+    /// - `MX_ERR_INVALID_ARGS`: `kind` is none of MEM, IO, MSR, CPUID, EXCEPTION, VMCALL
     fn guest_set_trap(
         &mut self,
         guest: HandleArg,
@@ -1683,7 +1693,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`: `args->apic_vmo`
     /// - `MX_ERR_ACCESS_DENIED`: `apic_vmo` lacks READ or WRITE
     /// - `MX_ERR_WRONG_TYPE`: `apic_vmo` is not a VMO
-    /// - `MX_ERR_INVALID_ARGS`: `ip` >= guest memory size, or `cr3` >= size - 4096
+    /// - `MX_ERR_INVALID_ARGS`: `ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`
     /// - `MX_ERR_NO_RESOURCES`: no VCPU id (ASID) left; OUT_OF_RANGE is also possible
     /// - `MX_ERR_NO_MEMORY`
     /// - `MX_ERR_INVALID_ARGS`: `out` cannot be written
@@ -1692,10 +1702,12 @@ pub trait SyscallHandler {
     /// #115 `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet)` (scope `G`).
     ///
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+    /// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+    /// zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// past the instruction, except for GUEST_EXCEPTION (at the instruction
+    /// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; EXECUTE.
@@ -1731,7 +1743,8 @@ pub trait SyscallHandler {
     /// #117 `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; READ.
     ///
@@ -1739,17 +1752,19 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks READ
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be written
     fn vcpu_read_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserOut<u8>, len: u32) -> MxResult;
 
     /// #118 `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; WRITE.
     ///
@@ -1757,10 +1772,13 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks WRITE
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be read
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`
     fn vcpu_write_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserIn<u8>, len: u32) -> MxResult;
 
     /// #119 `mx_status_t mx_system_mexec(mx_handle_t kernel, mx_handle_t bootimage, const char* cmdline, uint32_t cmdline_len)` (scope `–`).
@@ -1872,6 +1890,64 @@ pub trait SyscallHandler {
         let _ = (a, b, c);
         Err(Status::NotSupported)
     }
+
+    /// #131 `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len)` (scope `G`).
+    ///
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    ///
+    /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `vmo`: MX_OBJ_TYPE_VMO; READ | WRITE | EXECUTE.
+    ///
+    /// Errors, in check order:
+    /// - `MX_ERR_INVALID_ARGS`: `options != 0`
+    /// - `MX_ERR_BAD_HANDLE`: `guest`
+    /// - `MX_ERR_ACCESS_DENIED`: `guest` lacks WRITE
+    /// - `MX_ERR_WRONG_TYPE`: `guest` is not a guest
+    /// - `MX_ERR_BAD_HANDLE`: `vmo`
+    /// - `MX_ERR_ACCESS_DENIED`: `vmo` lacks READ, WRITE or EXECUTE
+    /// - `MX_ERR_WRONG_TYPE`: `vmo` is not a VMO
+    /// - `MX_ERR_ACCESS_DENIED`: `vmo` is read-only (the vDSO)
+    /// - `MX_ERR_INVALID_ARGS`: `gpa`, `vmo_offset` or `len` not page-aligned, or `len == 0`
+    /// - `MX_ERR_OUT_OF_RANGE`: `gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)
+    /// - `MX_ERR_OUT_OF_RANGE`: `vmo_offset + len` exceeds the VMO's size (or overflows)
+    /// - `MX_ERR_ALREADY_EXISTS`: the range intersects an existing mapping
+    /// - `MX_ERR_NO_MEMORY`
+    fn guest_map(
+        &mut self,
+        guest: HandleArg,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: HandleArg,
+        vmo_offset: u64,
+        len: usize,
+    ) -> MxResult;
+
+    /// #132 `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len)` (scope `G`).
+    ///
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    ///
+    /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE.
+    ///
+    /// Errors, in check order:
+    /// - `MX_ERR_BAD_HANDLE`: `guest`
+    /// - `MX_ERR_ACCESS_DENIED`: `guest` lacks WRITE
+    /// - `MX_ERR_WRONG_TYPE`: `guest` is not a guest
+    /// - `MX_ERR_INVALID_ARGS`: `gpa` or `len` not page-aligned, or `len == 0`
+    /// - `MX_ERR_OUT_OF_RANGE`: `gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)
+    /// - `MX_ERR_NO_MEMORY`: to split a mapping
+    fn guest_unmap(&mut self, guest: HandleArg, gpa: mx_vaddr_t, len: usize) -> MxResult;
 
 }
 
@@ -2698,6 +2774,22 @@ pub fn dispatch<H: SyscallHandler + ?Sized>(h: &mut H, num: u64, a: &[u64; 8]) -
             ))
         }
         130 => ret_status(h.syscall_test_wrapper(a[0] as i32, a[1] as i32, a[2] as i32)),
+        131 => {
+            const GUEST: HandleSpec = HandleSpec { types: &[ObjType::Guest], rights: Rights::WRITE };
+            const VMO: HandleSpec = HandleSpec { types: &[ObjType::Vmo], rights: Rights::READ.union(Rights::WRITE).union(Rights::EXECUTE) };
+            ret_status(h.guest_map(
+                HandleArg::new(a[0], GUEST),
+                a[1] as u32,
+                a[2] as usize,
+                HandleArg::new(a[3], VMO),
+                a[4],
+                a[5] as usize,
+            ))
+        }
+        132 => {
+            const GUEST: HandleSpec = HandleSpec { types: &[ObjType::Guest], rights: Rights::WRITE };
+            ret_status(h.guest_unmap(HandleArg::new(a[0], GUEST), a[1] as usize, a[2] as usize))
+        }
         _ => ret_status(Err(Status::BadSyscall)),
     }
 }
@@ -3510,6 +3602,22 @@ impl SyscallHandler for Probe {
     }
     fn syscall_test_wrapper(&mut self, a: i32, b: i32, c: i32) -> MxResult {
         self.0.push(std::format!("syscall_test_wrapper {:?}", (a, b, c)));
+        Err(Status::NotSupported)
+    }
+    fn guest_map(
+        &mut self,
+        guest: HandleArg,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: HandleArg,
+        vmo_offset: u64,
+        len: usize,
+    ) -> MxResult {
+        self.0.push(std::format!("guest_map {:?}", (guest, options, gpa, vmo, vmo_offset, len)));
+        Err(Status::NotSupported)
+    }
+    fn guest_unmap(&mut self, guest: HandleArg, gpa: mx_vaddr_t, len: usize) -> MxResult {
+        self.0.push(std::format!("guest_unmap {:?}", (guest, gpa, len)));
         Err(Status::NotSupported)
     }
 }

@@ -928,7 +928,8 @@ extern "C" {
     ) -> mx_status_t;
 
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     ///
     /// C: `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out);` (syscall #112).
@@ -940,11 +941,15 @@ extern "C" {
     ) -> mx_status_t;
 
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+    /// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+    /// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// the kind's range and before overlaps.
     ///
     /// C: `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key);` (syscall #113).
     pub fn mx_guest_set_trap(
@@ -971,10 +976,12 @@ extern "C" {
     ) -> mx_status_t;
 
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+    /// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+    /// zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// past the instruction, except for GUEST_EXCEPTION (at the instruction
+    /// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
     ///
     /// C: `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet);` (syscall #115).
@@ -988,14 +995,17 @@ extern "C" {
     pub fn mx_vcpu_interrupt(vcpu: mx_handle_t, vector: u32) -> mx_status_t;
 
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     ///
     /// C: `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);` (syscall #117).
     pub fn mx_vcpu_read_state(vcpu: mx_handle_t, kind: u32, buffer: *mut c_void, len: u32) -> mx_status_t;
 
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     ///
     /// C: `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len);` (syscall #118).
     pub fn mx_vcpu_write_state(vcpu: mx_handle_t, kind: u32, buffer: *const c_void, len: u32) -> mx_status_t;
@@ -1068,4 +1078,34 @@ extern "C" {
     ///
     /// C: `mx_status_t mx_syscall_test_wrapper(int a, int b, int c);` (syscall #130).
     pub fn mx_syscall_test_wrapper(a: i32, b: i32, c: i32) -> mx_status_t;
+
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    ///
+    /// C: `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len);` (syscall #131).
+    pub fn mx_guest_map(
+        guest: mx_handle_t,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: mx_handle_t,
+        vmo_offset: u64,
+        len: usize,
+    ) -> mx_status_t;
+
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    ///
+    /// C: `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);` (syscall #132).
+    pub fn mx_guest_unmap(guest: mx_handle_t, gpa: mx_vaddr_t, len: usize) -> mx_status_t;
 }

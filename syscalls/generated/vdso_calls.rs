@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use mx_abi::*;
 
 /// The vDSO symbol each slot of [`SLOTS`] holds, in table order.
-pub const SYMBOLS: [&str; 139] = [
+pub const SYMBOLS: [&str; 141] = [
     "_mx_time_get",
     "_mx_nanosleep",
     "_mx_ticks_get",
@@ -150,10 +150,12 @@ pub const SYMBOLS: [&str; 139] = [
     "_mx_syscall_test_7",
     "_mx_syscall_test_8",
     "_mx_syscall_test_wrapper",
+    "_mx_guest_map",
+    "_mx_guest_unmap",
 ];
 
 /// The resolved address of each symbol of [`SYMBOLS`]; 0 until resolved.
-pub static SLOTS: [AtomicUsize; 139] = [const { AtomicUsize::new(0) }; 139];
+pub static SLOTS: [AtomicUsize; 141] = [const { AtomicUsize::new(0) }; 141];
 
 /// Reads a clock: MONOTONIC (ns since boot), UTC (monotonic plus the
 /// `mx_clock_adjust` offset) or THREAD (the caller's run time).
@@ -3032,7 +3034,8 @@ pub unsafe fn mx_resource_create(
 }
 
 /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-/// memory is `physmem_vmo` from address 0. `resource` must be of kind
+/// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+/// live on `mx_guest_map` mappings alone). `resource` must be of kind
 /// HYPERVISOR or ROOT.
 ///
 /// C: `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out);`.
@@ -3060,11 +3063,15 @@ pub unsafe fn mx_guest_create(
 }
 
 /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-/// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+/// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+/// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+/// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
 /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
 /// preallocated for the trap, and the VCPU pauses while they are all
 /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-/// packet comes back from `mx_vcpu_resume` with key 0.
+/// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+/// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+/// the kind's range and before overlaps.
 ///
 /// C: `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key);`.
 ///
@@ -3123,10 +3130,12 @@ pub unsafe fn mx_vcpu_create(
 }
 
 /// Runs the guest until an exit user space must handle, then fills
-/// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-/// bytes zero). Accesses to traps with a port go through the port and the
+/// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+/// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+/// zero). Accesses to traps with a port go through the port and the
 /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-/// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+/// past the instruction, except for GUEST_EXCEPTION (at the instruction
+/// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
 /// value with `MX_VCPU_IO`.
 ///
 /// C: `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet);`.
@@ -3172,7 +3181,8 @@ pub unsafe fn mx_vcpu_interrupt(vcpu: mx_handle_t, vector: u32) -> mx_status_t {
 }
 
 /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-/// (136). `MX_VCPU_IO` cannot be read.
+/// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+/// `MX_VCPU_IO` cannot be read.
 ///
 /// C: `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);`.
 ///
@@ -3194,8 +3204,10 @@ pub unsafe fn mx_vcpu_read_state(vcpu: mx_handle_t, kind: u32, buffer: *mut c_vo
 }
 
 /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-/// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-/// of `data` into the low bytes of guest RAX).
+/// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+/// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+/// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+/// are ignored; writing CR3 drops the guest's cached translations).
 ///
 /// C: `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len);`.
 ///
@@ -3473,6 +3485,68 @@ pub unsafe fn mx_syscall_test_wrapper(a: i32, b: i32, c: i32) -> mx_status_t {
         vdso_addr => unsafe {
             let vdso_fn: unsafe extern "C" fn(i32, i32, i32) -> mx_status_t = core::mem::transmute(vdso_addr);
             vdso_fn(a, b, c)
+        },
+    }
+}
+
+/// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+/// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+/// are seen by the guest and the other way round. The VMO is pinned
+/// while any page of it is mapped (it cannot shrink or decommit). A
+/// mapping takes priority over the physmem VMO at the same GPA; MEM
+/// traps take priority over both. Every page is mapped readable,
+/// writable and executable. The mappings go away with the guest.
+///
+/// C: `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len);`.
+///
+/// # Safety
+///
+/// Pointer arguments must be valid as the C contract says.
+/// Before the vDSO is resolved the call fails without entering it.
+#[inline]
+pub unsafe fn mx_guest_map(
+    guest: mx_handle_t,
+    options: u32,
+    gpa: mx_vaddr_t,
+    vmo: mx_handle_t,
+    vmo_offset: u64,
+    len: usize,
+) -> mx_status_t {
+    match SLOTS[139].load(Ordering::Relaxed) {
+        0 => Status::BadSyscall as mx_status_t,
+        // SAFETY: a non-zero slot holds the vDSO's `_mx_guest_map`, whose C signature
+        // is the one declared here (both come from the syscall table).
+        vdso_addr => unsafe {
+            let vdso_fn: unsafe extern "C" fn(mx_handle_t, u32, mx_vaddr_t, mx_handle_t, u64, usize) -> mx_status_t = core::mem::transmute(vdso_addr);
+            vdso_fn(guest, options, gpa, vmo, vmo_offset, len)
+        },
+    }
+}
+
+/// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+/// (magnetar): pages no mapping covers are fine, a mapping partly
+/// covered is trimmed or split. Before it returns no VCPU of the guest
+/// can reach the removed pages any more (VCPUs running the guest are
+/// made to exit and drop their cached translations), and the VMOs no
+/// longer mapped are unpinned. An access to a removed page then behaves
+/// as one to a page never mapped: physmem below its size, a MEM trap, or
+/// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+///
+/// C: `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);`.
+///
+/// # Safety
+///
+/// Pointer arguments must be valid as the C contract says.
+/// Before the vDSO is resolved the call fails without entering it.
+#[inline]
+pub unsafe fn mx_guest_unmap(guest: mx_handle_t, gpa: mx_vaddr_t, len: usize) -> mx_status_t {
+    match SLOTS[140].load(Ordering::Relaxed) {
+        0 => Status::BadSyscall as mx_status_t,
+        // SAFETY: a non-zero slot holds the vDSO's `_mx_guest_unmap`, whose C signature
+        // is the one declared here (both come from the syscall table).
+        vdso_addr => unsafe {
+            let vdso_fn: unsafe extern "C" fn(mx_handle_t, mx_vaddr_t, usize) -> mx_status_t = core::mem::transmute(vdso_addr);
+            vdso_fn(guest, gpa, len)
         },
     }
 }

@@ -1,5 +1,5 @@
-//! THE syscall table: every syscall of contract §3, in sysgen order, declared
-//! once. Kernel dispatch, the userspace bindings, the C prototypes and the
+//! THE syscall table: every syscall of contract §3, in sysgen order, then
+//! magnetar's additions (numbered after them), declared once. Kernel dispatch, the userspace bindings, the C prototypes and the
 //! reference docs are generated from it by `abigen`.
 //!
 //! Entry syntax (see the `syscalls!` macro): `syscall NUMBER name [attributes] "TAG"
@@ -1109,7 +1109,8 @@ syscalls! {
     // ------------------------------------------------------------ hypervisor
 
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     syscall 112 guest_create "G" (
         resource: handle(Resource; NONE),
@@ -1130,11 +1131,15 @@ syscalls! {
     }
 
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+    /// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+    /// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// the kind's range and before overlaps.
     syscall 113 guest_set_trap "G" (
         guest: handle(Guest; WRITE),
         kind: uint32_t,
@@ -1154,9 +1159,14 @@ syscalls! {
         InvalidArgs("MEM: `addr` or `len` not page-aligned"),
         OutOfRange("MEM: `addr + len > MX_GUEST_PHYS_SIZE`"),
         OutOfRange("IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)"),
+        OutOfRange("MSR, CPUID: `addr + len > 2^32`"),
+        OutOfRange("EXCEPTION: `addr + len > 32`"),
+        InvalidArgs("EXCEPTION: the range holds vector 2 (NMI) or 18 (#MC), which cannot be trapped"),
+        OutOfRange("VMCALL: `addr + len > 1`"),
+        InvalidArgs("MSR, CPUID, EXCEPTION, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)"),
         AlreadyExists("the range intersects a trap of the same kind"),
         NoMemory,
-        InvalidArgs("`kind` is neither MEM nor IO"),
+        InvalidArgs("`kind` is none of MEM, IO, MSR, CPUID, EXCEPTION, VMCALL"),
     }
 
     /// Creates a VCPU (rights 0x101f, not waitable), bound to the calling
@@ -1178,17 +1188,19 @@ syscalls! {
         BadHandle("`args->apic_vmo`"),
         AccessDenied("`apic_vmo` lacks READ or WRITE"),
         WrongType("`apic_vmo` is not a VMO"),
-        InvalidArgs("`ip` >= guest memory size, or `cr3` >= size - 4096"),
+        InvalidArgs("`ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`"),
         NoResources("no VCPU id (ASID) left; OUT_OF_RANGE is also possible"),
         NoMemory,
         InvalidArgs("`out` cannot be written"),
     }
 
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+    /// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+    /// zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// past the instruction, except for GUEST_EXCEPTION (at the instruction
+    /// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
     syscall 115 vcpu_resume "G" (vcpu: handle(Vcpu; EXECUTE), packet: out(mx_port_packet_t)) -> mx_status_t {
         BadHandle,
@@ -1214,7 +1226,8 @@ syscalls! {
     }
 
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     syscall 117 vcpu_read_state "G" (
         vcpu: handle(Vcpu; READ),
         kind: uint32_t,
@@ -1224,15 +1237,17 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks READ"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO"),
+        InvalidArgs("unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO"),
         InvalidArgs("`buffer` cannot be written"),
     }
 
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     syscall 118 vcpu_write_state "G" (
         vcpu: handle(Vcpu; WRITE),
         kind: uint32_t,
@@ -1242,10 +1257,13 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks WRITE"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         InvalidArgs("`buffer` cannot be read"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)"),
+        InvalidArgs("MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set"),
+        InvalidArgs("MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`"),
     }
 
     // --------------------------------------------------------- system control
@@ -1287,6 +1305,59 @@ syscalls! {
     syscall 129 syscall_test_8 "–" (a: int, b: int, c: int, d: int, e: int, f: int, g: int, h: int) -> mx_status_t {}
     /// Returns the sum of its arguments (through a vDSO wrapper).
     syscall 130 syscall_test_wrapper "–" (a: int, b: int, c: int) -> mx_status_t {}
+
+    // ------------------------------------------------- magnetar: guest memory
+
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    syscall 131 guest_map "G" (
+        guest: handle(Guest; WRITE),
+        options: uint32_t,
+        gpa: mx_vaddr_t,
+        vmo: handle(Vmo; READ | WRITE | EXECUTE),
+        vmo_offset: uint64_t,
+        len: size_t,
+    ) -> mx_status_t {
+        InvalidArgs("`options != 0`"),
+        BadHandle("`guest`"),
+        AccessDenied("`guest` lacks WRITE"),
+        WrongType("`guest` is not a guest"),
+        BadHandle("`vmo`"),
+        AccessDenied("`vmo` lacks READ, WRITE or EXECUTE"),
+        WrongType("`vmo` is not a VMO"),
+        AccessDenied("`vmo` is read-only (the vDSO)"),
+        InvalidArgs("`gpa`, `vmo_offset` or `len` not page-aligned, or `len == 0`"),
+        OutOfRange("`gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)"),
+        OutOfRange("`vmo_offset + len` exceeds the VMO's size (or overflows)"),
+        AlreadyExists("the range intersects an existing mapping"),
+        NoMemory,
+    }
+
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    syscall 132 guest_unmap "G" (
+        guest: handle(Guest; WRITE),
+        gpa: mx_vaddr_t,
+        len: size_t,
+    ) -> mx_status_t {
+        BadHandle("`guest`"),
+        AccessDenied("`guest` lacks WRITE"),
+        WrongType("`guest` is not a guest"),
+        InvalidArgs("`gpa` or `len` not page-aligned, or `len == 0`"),
+        OutOfRange("`gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)"),
+        NoMemory("to split a mapping"),
+    }
 }
 
 /// `MX_SYS_COUNT`: one past the highest kernel syscall number.
@@ -1320,7 +1391,8 @@ mod tests {
     use crate::meta::{ArgKind, Len};
 
     /// Contract §3: non-vDSO entries are numbered from 0 in file order, and
-    /// `MX_SYS_COUNT` is 131. Nothing is declared twice.
+    /// `MX_SYS_COUNT` is 131, plus magnetar's two guest-memory calls (131,
+    /// 132) appended after them. Nothing is declared twice.
     #[test]
     fn numbers_follow_sysgen_order() {
         let mut next = 0;
@@ -1335,8 +1407,10 @@ mod tests {
             }
             assert_eq!(SYSCALLS.iter().filter(|t| t.name == s.name).count(), 1, "{}", s.name);
         }
-        assert_eq!(SYS_COUNT, 131);
-        assert_eq!(SYSCALLS.len(), 141);
+        assert_eq!(SYS_COUNT, 133);
+        assert_eq!(SYSCALLS.len(), 143);
+        assert_eq!(by_name("guest_map").and_then(|s| s.num), Some(131));
+        assert_eq!(by_name("guest_unmap").and_then(|s| s.num), Some(132));
         assert_eq!(by_name("guest_set_trap").and_then(|s| s.num), Some(113));
         assert_eq!(by_number(115).map(|s| s.name), Some("vcpu_resume"));
     }

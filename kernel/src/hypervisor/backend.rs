@@ -12,10 +12,10 @@
 #![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kcore::x86decode::Mode;
 use kcore::x86paging::PagingRegs;
-use mx_abi::Status;
+use mx_abi::{Status, VcpuSystem};
 
 /// Where a new VCPU starts (decision 9: 64-bit mode, paging on).
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +43,10 @@ pub enum Event {
     },
     /// An external interrupt (only when the guest can take it).
     External(u8),
+    /// A software interrupt (INT3, INTO or INT n completed for the guest):
+    /// delivered with the gate's DPL check, pushing RIP as it is (already
+    /// past the instruction).
+    Software(u8),
 }
 
 /// Why the guest stopped running.
@@ -72,8 +76,19 @@ pub enum Exit {
     Xsetbv,
     /// An instruction with no effect to emulate (INVD), of this length.
     NoOp { len: u8 },
+    /// VMMCALL (3 bytes).
+    Vmcall,
+    /// INT3, INTO or INT n, not executed (RIP at it): the backend
+    /// intercepts them while #BP or #OF is, for CPUs that check INT3 and
+    /// INTO against the INTn intercept rather than the exception's.
+    SoftwareInterrupt,
+    /// An exception the guest raised on an intercepted vector, not
+    /// delivered; RIP is at the instruction that raised it. `error_code`
+    /// is meaningful only for vectors that push one; `address` is the
+    /// faulting address of a #PF.
+    Exception { vector: u8, error_code: u32, address: u64 },
     /// An instruction the guest must see raise #UD (virtualization
-    /// instructions of a CPU that does not offer them, VMMCALL, MONITOR).
+    /// instructions of a CPU that does not offer them, MONITOR).
     Undefined,
     /// The guest shut down (triple fault).
     Shutdown,
@@ -83,20 +98,36 @@ pub enum Exit {
     Unknown(u64),
 }
 
-/// Shared between a running VCPU and the threads that interrupt it.
+/// Shared between a running VCPU and the threads that interrupt it or
+/// wait for it to leave the guest.
 #[derive(Debug)]
 pub struct RunState {
-    /// The CPU running the guest right now, or [`NOT_RUNNING`].
+    /// The CPU running the guest right now, or [`NOT_RUNNING`]. Set
+    /// before the entry reads anything that decides what the guest can
+    /// reach (the nested tables' generation), cleared after the exit.
     pub cpu: AtomicU32,
+    /// Entries begun so far, counted right after `cpu` is set: a waiter
+    /// that saw entry n running knows it ended once this moves on.
+    pub entries: AtomicU64,
     /// Set by `vcpu_interrupt`: the next entry must re-evaluate events.
     pub kick: AtomicBool,
+    /// The entry a guest-memory shootdown waits for, or [`NO_ENTRY`]
+    /// (owned by the shootdown in progress; see `Guest::shoot_down`).
+    pub awaited: AtomicU64,
 }
 
 pub const NOT_RUNNING: u32 = u32::MAX;
+/// No entry awaited.
+pub const NO_ENTRY: u64 = u64::MAX;
 
 impl RunState {
     pub const fn new() -> RunState {
-        RunState { cpu: AtomicU32::new(NOT_RUNNING), kick: AtomicBool::new(false) }
+        RunState {
+            cpu: AtomicU32::new(NOT_RUNNING),
+            entries: AtomicU64::new(0),
+            kick: AtomicBool::new(false),
+            awaited: AtomicU64::new(NO_ENTRY),
+        }
     }
 }
 
@@ -106,8 +137,9 @@ pub trait GuestBackend: Send + Sync {
     /// writable and executable. `NO_MEMORY` if a table cannot be allocated.
     fn map_page(&self, gpa: u64, hpa: u64) -> Result<(), Status>;
     /// Removes every mapping in `[gpa, gpa + len)`. VCPUs drop cached
-    /// translations at their next entry.
-    fn unmap_range(&self, gpa: u64, len: u64);
+    /// translations at their next entry; a VCPU in the guest now may still
+    /// use them until it exits. True if anything was mapped there.
+    fn unmap_range(&self, gpa: u64, len: u64) -> bool;
     /// A VCPU of this guest in the state of decision 9.
     fn create_vcpu(&self, entry: VcpuEntry) -> Result<Box<dyn VcpuBackend>, Status>;
 }
@@ -129,13 +161,27 @@ pub trait VcpuBackend: Send {
     fn paging_regs(&self) -> PagingRegs;
     /// The code segment's base and the code size.
     fn code_segment(&self) -> (u64, Mode);
+    /// RIP, RFLAGS, the control registers, EFER, CS, CPL and the interrupt
+    /// shadow as `MX_VCPU_SYSTEM` reports them.
+    fn system(&self) -> VcpuSystem;
+    /// Loads the guest's CR3 (already validated); the next entry runs with
+    /// no translation cached from the old one.
+    fn set_cr3(&mut self, cr3: u64);
     /// RFLAGS.IF set and no interrupt shadow.
     fn interruptible(&self) -> bool;
     /// An event is already queued for the next entry (an interrupted
     /// delivery being retried, or an injection not yet made).
     fn event_pending(&self) -> bool;
-    /// Queues `event` for the next entry (at most one at a time).
+    /// Queues `event` for the next entry (at most one at a time). Injected
+    /// events are delivered, never intercepted.
     fn inject(&mut self, event: Event);
+    /// The exception vectors (bit n = vector n) that exit as
+    /// [`Exit::Exception`] instead of being delivered, from the next entry
+    /// (with #BP or #OF, software interrupts exit as
+    /// [`Exit::SoftwareInterrupt`] too).
+    fn set_exception_intercepts(&mut self, vectors: u32);
+    /// Sets the guest's CR2 (before injecting a #PF).
+    fn set_cr2(&mut self, cr2: u64);
     /// Asks for [`Exit::InterruptWindow`] as soon as the guest can take an
     /// external interrupt (or stops asking).
     fn set_interrupt_window(&mut self, on: bool);

@@ -8,11 +8,21 @@
 //! The guest-physical address space is `MX_GUEST_PHYS_SIZE` = 2^48 bytes
 //! (four-level nested paging). The physmem VMO is guest RAM from GPA 0; its
 //! pages enter the nested page tables lazily, on the first nested page
-//! fault for each. MEM traps may lie anywhere below 2^48, RAM or not (MMIO
-//! above RAM is the usual case); a trapped page is never mapped. An access
-//! to an address that is neither RAM nor trapped makes `vcpu_resume` return
-//! `OUT_OF_RANGE`. The physmem VMO is pinned while the guest lives: it
-//! cannot shrink or decommit pages the nested tables may map (`BAD_STATE`).
+//! fault for each. `guest_map` backs more guest pages with other VMOs'
+//! pages (kept in a sorted list, `kcore::guestmap`), taking priority over
+//! physmem; they too enter the tables lazily. MEM traps may lie anywhere
+//! below 2^48 and take priority over both; a trapped page is never mapped.
+//! An access to an address that is neither trapped, mapped nor RAM makes
+//! `vcpu_resume` return `OUT_OF_RANGE`. The physmem VMO is pinned while the
+//! guest lives, a mapped VMO while any mapping holds it: neither can
+//! shrink or decommit pages the nested tables may map (`BAD_STATE`).
+//!
+//! Removing pages from the nested tables (`guest_unmap`, a mapping or a MEM
+//! trap over pages already mapped) bumps the tables' generation, so every
+//! VCPU's next entry takes a fresh ASID; the caller then shoots down: each
+//! VCPU in the guest at that moment is kicked out by IPI and waited for,
+//! using the entry count in its `RunState` (no allocation). Only then are
+//! the VMOs of removed mappings unpinned.
 //!
 //! # Traps
 //!
@@ -58,7 +68,10 @@
 //! # VCPUs
 //!
 //! A VCPU belongs to the thread that created it: `resume`, `read_state` and
-//! `write_state` from another thread are `BAD_STATE`. `vcpu_interrupt` may
+//! `write_state` from another thread are `BAD_STATE`. `MX_VCPU_SYSTEM`
+//! reads RIP, RFLAGS, CR0/2/3/4, EFER, CS, CPL and the interrupt shadow, and
+//! writes RIP, RFLAGS and CR3 only (a new CR3 takes a fresh ASID, so no
+//! translation cached under the old one survives). `vcpu_interrupt` may
 //! come from any thread: it marks the vector pending, wakes a VCPU halted in
 //! HLT, and kicks the CPU running the guest with an IPI so the event is
 //! injected at once. Events go in by priority: NMI, then external
@@ -66,7 +79,18 @@
 //! no interrupt shadow; otherwise an interrupt window is requested), then
 //! exceptions (lowest vector first). The kernel handles CPUID, MSRs, HLT,
 //! PAUSE, XSETBV, INVD and interrupt windows itself (`x86`); I/O and MEM
-//! trap exits go to user space; anything else is `NOT_SUPPORTED` with the
+//! trap exits go to user space, and so do, through synchronous-only traps,
+//! VMMCALL (a VMCALL trap; without it VMMCALL raises #UD), RDMSR/WRMSR of a
+//! trapped MSR the kernel does not virtualize (one that would raise #GP;
+//! the kernel's own MSRs never leave it) and CPUID of a trapped leaf (after
+//! the kernel wrote its own result to the registers); RIP is past the
+//! instruction in each case. An EXCEPTION trap makes the guest's
+//! exceptions on its vectors (2 and 18 cannot be trapped) exit before
+//! delivery, RIP at the instruction, also #BP from INT3 (the backend
+//! intercepts software interrupts while #BP or #OF is trapped, completing
+//! INT n itself) and the #UD/#GP the kernel raises for an instruction; the
+//! intercept bits follow the traps at every entry. Events injected by the
+//! kernel (`vcpu_interrupt`) are delivered, never trapped; anything else is `NOT_SUPPORTED` with the
 //! guest state intact, and a triple fault is `BAD_STATE` (the VCPU is dead).
 
 pub mod backend;

@@ -1129,7 +1129,7 @@ extern mx_status_t _mx_resource_create(
     mx_handle_t* resource_out) __NONNULL((5));
 
 // Creates a guest (rights 0x000b, not waitable) whose guest-physical memory is `physmem_vmo` from
-// address 0.
+// address 0 (it may be empty: a guest can live on `mx_guest_map` mappings alone).
 extern mx_status_t mx_guest_create(
     mx_handle_t resource,
     uint32_t options,
@@ -1141,8 +1141,9 @@ extern mx_status_t _mx_guest_create(
     mx_handle_t physmem_vmo,
     mx_handle_t* out) __NONNULL((4));
 
-// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM` or
-// `MX_GUEST_TRAP_IO`).
+// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM`,
+// `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`, `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+// `MX_GUEST_TRAP_VMCALL`).
 extern mx_status_t mx_guest_set_trap(
     mx_handle_t guest,
     uint32_t kind,
@@ -1171,8 +1172,9 @@ extern mx_status_t _mx_vcpu_create(
     const mx_vcpu_create_args_t* args,
     mx_handle_t* out) __NONNULL((4));
 
-// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM or
-// GUEST_IO packet (key 0, status 0, unused bytes zero).
+// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM,
+// GUEST_IO, GUEST_MSR, GUEST_CPUID, GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused
+// bytes zero).
 extern mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 
@@ -1181,12 +1183,15 @@ extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) _
 extern mx_status_t mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 extern mx_status_t _mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 
-// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136).
+// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136), or
+// `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
 extern mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 extern mx_status_t _mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 
-// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set) or
-// `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX).
+// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set), `MX_VCPU_IO`
+// (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX) or
+// `MX_VCPU_SYSTEM` (80 bytes; only `rip`, `rflags` and `cr3` are applied, the other fields are
+// ignored; writing CR3 drops the guest's cached translations).
 extern mx_status_t mx_vcpu_write_state(
     mx_handle_t vcpu,
     uint32_t kind,
@@ -1259,5 +1264,26 @@ extern mx_status_t _mx_syscall_test_8(int a, int b, int c, int d, int e, int f, 
 // Returns the sum of its arguments (through a vDSO wrapper).
 extern mx_status_t mx_syscall_test_wrapper(int a, int b, int c);
 extern mx_status_t _mx_syscall_test_wrapper(int a, int b, int c);
+
+// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from `vmo_offset` (magnetar).
+extern mx_status_t mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+extern mx_status_t _mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+
+// Removes every mapped page in guest-physical `[gpa, gpa + len)` (magnetar): pages no mapping
+// covers are fine, a mapping partly covered is trimmed or split.
+extern mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
+extern mx_status_t _mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
 
 __END_CDECLS

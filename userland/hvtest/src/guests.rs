@@ -305,6 +305,195 @@ hv_triple_idtr:
         .word   0
         .quad   0
 hv_triple_end:
+    # MX_VCPU_SYSTEM: reports the dword at virtual 0x40000000 (the case's
+    # two page-table trees map it to different pages), then RFLAGS, forever.
+    # From hv_system_alt: reports 0x5a5a once.
+    .globl hv_system, hv_system_alt, hv_system_end
+hv_system:
+        mov     $0x40000000, %edi
+2:      mov     (%rdi), %eax
+        out     %eax, $0x81
+        pushf
+        pop     %rax
+        out     %eax, $0x81
+        jmp     2b
+hv_system_alt:
+        mov     $0x5a5a, %eax
+        out     %eax, $0x81
+3:      jmp     3b
+hv_system_end:
+    # VMMCALL with RAX = 0x1111, RCX = 0x2222, then a report of RAX. The
+    # #UD handler reports 6 and resumes after the 3-byte VMMCALL.
+    .globl hv_vmcall, hv_vmcall_end
+hv_vmcall:
+        GATE    6, hv_vmcall_ud
+        lidt    0x5000
+        mov     $0x1111, %eax
+        mov     $0x2222, %ecx
+        vmmcall
+        out     %eax, $0x81
+2:      jmp     2b
+hv_vmcall_ud:
+        push    %rax
+        mov     $6, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $3, (%rsp)
+        iretq
+hv_vmcall_end:
+
+    # RDMSR 0x40000000 (reports EAX, EDX), WRMSR 0x40000001 of
+    # 0x0123456789abcdef, RDMSR of the APIC base and of EFER (reports EAX).
+    # The #GP handler reports 13 and resumes after the 2-byte instruction.
+    .globl hv_msr, hv_msr_end
+hv_msr:
+        GATE    13, hv_msr_gp
+        lidt    0x5000
+        mov     $0x40000000, %ecx
+        xor     %eax, %eax
+        xor     %edx, %edx
+        rdmsr
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+        mov     $0x40000001, %ecx
+        mov     $0x89abcdef, %eax
+        mov     $0x01234567, %edx
+        wrmsr
+        mov     $0x1b, %ecx
+        rdmsr
+        out     %eax, $0x81
+        mov     $0xc0000080, %ecx
+        rdmsr
+        out     %eax, $0x81
+2:      jmp     2b
+hv_msr_gp:
+        add     $8, %rsp
+        push    %rax
+        mov     $13, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_msr_end:
+
+    # CPUID 0x40000000 subleaf 7, then leaf 0: reports EAX, EBX, ECX, EDX
+    # of each.
+    .macro REPORT4
+        out     %eax, $0x81
+        mov     %ebx, %eax
+        out     %eax, $0x81
+        mov     %ecx, %eax
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+    .endm
+    .globl hv_cpuid, hv_cpuid_end
+hv_cpuid:
+        mov     $0x40000000, %eax
+        mov     $7, %ecx
+        cpuid
+        REPORT4
+        xor     %eax, %eax
+        xor     %ecx, %ecx
+        cpuid
+        REPORT4
+2:      jmp     2b
+hv_cpuid_end:
+
+    # INT3, UD2 and a load from unmapped 0x40000000 (#PF), each followed by
+    # a step OUT to 0x80. The handlers report their vector on 0x81 (#PF
+    # also CR2's low half) and resume after the instruction.
+    .globl hv_exc, hv_exc_int3, hv_exc_ud2, hv_exc_load, hv_exc_end
+hv_exc:
+        GATE    3, hv_exc_bp
+        GATE    6, hv_exc_ud
+        GATE    14, hv_exc_pf
+        lidt    0x5000
+        mov     $0x40000000, %edi
+hv_exc_int3:
+        int3
+        out     %al, $0x80
+hv_exc_ud2:
+        ud2
+        out     %al, $0x80
+hv_exc_load:
+        mov     (%rdi), %eax
+        out     %al, $0x80
+2:      jmp     2b
+hv_exc_bp:
+        push    %rax
+        mov     $3, %eax
+        out     %eax, $0x81
+        pop     %rax
+        iretq
+hv_exc_ud:
+        push    %rax
+        mov     $6, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_exc_pf:
+        add     $8, %rsp
+        push    %rax
+        mov     $14, %eax
+        out     %eax, $0x81
+        mov     %cr2, %rax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_exc_end:
+
+    # INT 0x30, then INT3, each followed by a step OUT to 0x80; both
+    # handlers report their vector.
+    .globl hv_intn, hv_intn_end
+hv_intn:
+        GATE    0x30, hv_intn_h30
+        GATE    3, hv_intn_h3
+        lidt    0x5000
+        xor     %eax, %eax
+        int     $0x30
+        out     %al, $0x80
+        int3
+        out     %al, $0x80
+2:      jmp     2b
+    REPORT_HANDLER hv_intn_h30, 0x30
+    REPORT_HANDLER hv_intn_h3, 3
+hv_intn_end:
+
+    # Reports the dword at RDI, forever.
+    .globl hv_peek, hv_peek_end
+hv_peek:
+2:      mov     (%rdi), %eax
+        out     %eax, $0x81
+        jmp     2b
+hv_peek_end:
+
+    # Stores ESI at RDI, steps (OUT to 0x80), increments ESI, forever.
+    .globl hv_poke, hv_poke_end
+hv_poke:
+2:      mov     %esi, (%rdi)
+        out     %al, $0x80
+        inc     %esi
+        jmp     2b
+hv_poke_end:
+
+    # Reports the dword at RDI each time it changes, without exiting
+    # otherwise.
+    .globl hv_watch, hv_watch_end
+hv_watch:
+        mov     (%rdi), %ebx
+        mov     %ebx, %eax
+        out     %eax, $0x81
+2:      mov     (%rdi), %eax
+        cmp     %eax, %ebx
+        je      2b
+        mov     %eax, %ebx
+        out     %eax, $0x81
+        jmp     2b
+hv_watch_end:
     .popsection
 "#,
     options(att_syntax)
@@ -346,4 +535,36 @@ snippets! {
     kick => hv_kick, hv_kick_end;
     sse => hv_sse, hv_sse_end;
     triple => hv_triple, hv_triple_end;
+    system => hv_system, hv_system_end;
+    vmcall => hv_vmcall, hv_vmcall_end;
+    msr => hv_msr, hv_msr_end;
+    cpuid => hv_cpuid, hv_cpuid_end;
+    exc => hv_exc, hv_exc_end;
+    intn => hv_intn, hv_intn_end;
+    peek => hv_peek, hv_peek_end;
+    poke => hv_poke, hv_poke_end;
+    watch => hv_watch, hv_watch_end;
+}
+
+extern "C" {
+    static hv_system_alt: u8;
+    static hv_exc_int3: u8;
+    static hv_exc_ud2: u8;
+    static hv_exc_load: u8;
+}
+
+/// Where `hv_system_alt` lies in the `system` snippet.
+pub fn system_alt_offset() -> u64 {
+    // Both labels are in one section of this binary, in order.
+    core::ptr::addr_of!(hv_system_alt) as u64 - system().as_ptr() as u64
+}
+
+/// Where the INT3, UD2 and faulting load lie in the `exc` snippet.
+pub fn exc_offsets() -> [u64; 3] {
+    let base = exc().as_ptr() as u64;
+    [
+        core::ptr::addr_of!(hv_exc_int3) as u64 - base,
+        core::ptr::addr_of!(hv_exc_ud2) as u64 - base,
+        core::ptr::addr_of!(hv_exc_load) as u64 - base,
+    ]
 }

@@ -17,6 +17,37 @@ enum {
     MX_GUEST_TRAP_MEM = 0,
     // I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
     MX_GUEST_TRAP_IO = 1,
+    // MSRs (magnetar): `addr` = the first MSR, `addr + len <= 2^32`,
+    // synchronous only. An RDMSR or WRMSR of a trapped MSR that the kernel
+    // does not virtualize itself (one that would raise #GP) comes back as
+    // a GUEST_MSR packet with RIP past the instruction; for RDMSR the VMM
+    // supplies EDX:EAX with `MX_VCPU_STATE`. To raise #GP instead, move
+    // RIP back 2 bytes with `MX_VCPU_SYSTEM` and call
+    // `mx_vcpu_interrupt(13)`.
+    MX_GUEST_TRAP_MSR = 2,
+    // CPUID leaves (magnetar): `addr` = the first leaf (EAX),
+    // `addr + len <= 2^32`, synchronous only. The kernel computes its
+    // result, writes it to EAX, EBX, ECX and EDX, moves RIP past the
+    // instruction and returns a GUEST_CPUID packet carrying it; the VMM
+    // may overwrite the registers.
+    MX_GUEST_TRAP_CPUID = 3,
+    // Exception vectors (magnetar): `addr` = the first vector,
+    // `addr + len <= 32`, synchronous only; vectors 2 (NMI) and 18 (#MC)
+    // cannot be trapped (`MX_ERR_INVALID_ARGS`). An exception the guest
+    // raises on a trapped vector (including the #UD and #GP the kernel
+    // raises for the guest's instructions) is not delivered: it comes
+    // back as a GUEST_EXCEPTION packet with RIP at the instruction that
+    // raised it, also for the trap-type #BP (INT3) and #OF (INTO): to
+    // deliver those, move RIP past the instruction first. The VMM may
+    // re-raise it with `mx_vcpu_interrupt`; events raised that way are
+    // delivered, never trapped again. A #PF re-raised so has error
+    // code 0 and leaves CR2 as it was.
+    MX_GUEST_TRAP_EXCEPTION = 4,
+    // VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
+    // port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
+    // GUEST_VMCALL packet with RIP past the instruction; without this
+    // trap VMMCALL raises #UD in the guest.
+    MX_GUEST_TRAP_VMCALL = 5,
 };
 
 // The guest address spaces traps live in (magnetar). A trap outside its
@@ -27,7 +58,10 @@ enum {
 // `MX_HANDLE_INVALID`, the packet comes back from `mx_vcpu_resume` with key 0.
 
 // Size of the guest-physical address space: 2^48 bytes (four-level
-// nested paging). Guest RAM (the physmem VMO) starts at 0.
+// nested paging). Guest RAM (the physmem VMO, possibly empty) starts
+// at 0; `mx_guest_map` mappings take priority over it and MEM traps
+// over both. An access none of them covers makes `mx_vcpu_resume`
+// return `MX_ERR_OUT_OF_RANGE`.
 #define MX_GUEST_PHYS_SIZE (1ull << 48)
 // Size of the guest I/O port space: ports 0 to 0xFFFF inclusive.
 #define MX_GUEST_IO_SIZE   (1u << 16)
@@ -60,9 +94,13 @@ enum {
 
 // The arguments of `mx_vcpu_create` (x86 layout).
 struct mx_vcpu_create_args {
-    // Initial RIP (guest-physical, below the guest memory size).
+    // Initial RIP: below `MX_GUEST_PHYS_SIZE`. Nothing need back it
+    // yet (physmem, a mapping or a MEM trap); an access to a
+    // guest-physical address none of those covers makes
+    // `mx_vcpu_resume` return `MX_ERR_OUT_OF_RANGE`.
     mx_vaddr_t ip;
-    // Initial CR3 (below the guest memory size minus a page).
+    // Initial CR3: at most `MX_GUEST_PHYS_SIZE - 4096` (no alignment
+    // required), under the same rule.
     mx_vaddr_t cr3;
     // A VMO of at least one page (READ|WRITE) backing the virtual APIC page.
     mx_handle_t apic_vmo;
@@ -74,6 +112,9 @@ enum {
     MX_VCPU_STATE = 0,
     // `mx_vcpu_io_t`, write only: the result of a trapped `IN`.
     MX_VCPU_IO = 1,
+    // `mx_vcpu_system_t` (magnetar): read returns every field; write
+    // applies `rip`, `rflags` and `cr3` only.
+    MX_VCPU_SYSTEM = 2,
 };
 
 // General registers of a VCPU (x86).
@@ -127,5 +168,45 @@ typedef struct mx_vcpu_io {
         uint8_t data[4];
     };
 } mx_vcpu_io_t;
+
+// The system state of a VCPU (`MX_VCPU_SYSTEM`, magnetar; x86). Reading
+// returns every field as the guest sees it. Writing applies `rip`,
+// `rflags` and `cr3` only and ignores the other fields: `rflags` must
+// have bit 1 set and no reserved bit (3, 5, 15, 22-63), and `cr3` must be
+// below `MX_GUEST_PHYS_SIZE`, else `MX_ERR_INVALID_ARGS` and nothing
+// changes. Writing CR3 drops the guest's cached translations. Moving
+// RIP ends an interrupt shadow.
+typedef struct mx_vcpu_system {
+    // RIP.
+    uint64_t rip;
+    // RFLAGS.
+    uint64_t rflags;
+    // CR0.
+    uint64_t cr0;
+    // CR2 (the last page-fault address the guest saw).
+    uint64_t cr2;
+    // CR3.
+    uint64_t cr3;
+    // CR4.
+    uint64_t cr4;
+    // EFER (LME, LMA, NXE, SCE as the guest set them).
+    uint64_t efer;
+    // The code segment's base.
+    uint64_t cs_base;
+    // The code segment's limit (bytes - 1, expanded by G).
+    uint32_t cs_limit;
+    // The code segment's selector.
+    uint16_t cs_selector;
+    // The code segment's attributes in the x86 descriptor layout: type
+    // 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15.
+    uint16_t cs_attrib;
+    // The current privilege level, 0-3.
+    uint8_t cpl;
+    // 1 while interrupts are blocked for one instruction (after STI or
+    // MOV SS), else 0.
+    uint8_t interrupt_shadow;
+    // Zero.
+    uint8_t reserved[6];
+} mx_vcpu_system_t;
 
 __END_CDECLS
