@@ -84,7 +84,7 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
 	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
 	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
-	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hv-c-example +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
@@ -104,15 +104,18 @@ userland: setup-rust vdso sysroot
 		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/hyperv-smoke=bin/hyperv-smoke \
 		build/bootfs/hyperv-smoke.rc=etc/hyperv-smoke.rc
 
-# With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names; it gets
-# the root resource (+resource), so a guest manager can make a hypervisor resource.
+# With PROGRAM=path: build/bootfs.img holds init, the Hyper-V server and that program, which
+# init.rc names after the server's service line. It gets the root resource (+resource), so a
+# guest manager can make a hypervisor resource, and a Hyper-V client channel (+hyperv), so a
+# root-partition program reaches the server; a program that uses neither just holds them.
 bootfs: userland
 	@test -n "$(PROGRAM)" || { echo "make bootfs: set PROGRAM=path/to/prog.elf" >&2; exit 1; }
 	@test -f "$(PROGRAM)" || { echo "make bootfs: $(PROGRAM) not found" >&2; exit 1; }
 	@mkdir -p build/bootfs
-	printf 'bin/%s +resource\n' "$(notdir $(PROGRAM))" > build/bootfs/program.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/%s +resource +hyperv\n' "$(notdir $(PROGRAM))" \
+		> build/bootfs/program.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init "$(PROGRAM)=bin/$(notdir $(PROGRAM))" \
-		build/bootfs/program.rc=etc/init.rc
+		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/program.rc=etc/init.rc
 
 kernel: build
 
