@@ -4,9 +4,12 @@
 // checked against the wire layout of userland/hyperv-server/README.md and its
 // input block against TLFS 2.0A (hyperv-reference.md §2).
 //
-//   libhv_mock SCENARIO    (main, noserver, badhello, peerclosed)
+//   libhv_mock SCENARIO    (main, noserver, badhello, peerclosed, dump)
 //
 // Prints "ok: ..." / "FAIL: ..." lines and exits 0 only if every check passed.
+// `dump` makes one call of each kind with fixed arguments and prints its
+// input ("dump NAME CONTROL HEX": the input block, or a fast call's two
+// qwords), for the host test to compare with crate hv's layouts.
 #include <hv/hvgdk.h>
 
 #include <magenta/syscalls.h>
@@ -598,6 +601,103 @@ static void unreachable(void) {
     check(ncalls == 0, "nothing was sent");
 }
 
+// One line per call: its name, control value and input bytes.
+static void dump_last(const char* name) {
+    const struct call* c = &calls[ncalls - 1];
+    uint8_t bytes[96];
+    size_t len = sizeof(bytes);
+    if (c->req.control & HV_HYPERCALL_FAST_BIT) {
+        memcpy(bytes, &c->req.input, 8);
+        memcpy(bytes + 8, &c->req.output, 8);
+        len = 16;
+    } else {
+        memcpy(bytes, c->input, sizeof(bytes));
+    }
+    printf("dump %s %llx ", name, (unsigned long long)c->req.control);
+    for (size_t i = 0; i < len; i++) printf("%02x", bytes[i]);
+    printf("\n");
+}
+
+// The arguments are repeated in hv_client.rs, which builds the same inputs
+// with crate hv.
+static void dump(void) {
+    reset();
+    HV_PROXIMITY_DOMAIN_INFO d = {.Id = 3, .Flags = {.AsUINT32 = 0x80000001u}};
+    HV_PARTITION_ID id;
+    UINT64 value, other;
+    HV_GPA_PAGE_NUMBER pages[2] = {0x100, 0x101}, out[2];
+    UINT32 n;
+    check(HvCreatePartition(5, d, &id) == HV_STATUS_SUCCESS, "dump CreatePartition");
+    dump_last("CreatePartition");
+    check(HvInitializePartition(9) == HV_STATUS_SUCCESS, "dump InitializePartition");
+    dump_last("InitializePartition");
+    check(HvFinalizePartition(9) == HV_STATUS_SUCCESS, "dump FinalizePartition");
+    dump_last("FinalizePartition");
+    check(HvDeletePartition(9) == HV_STATUS_SUCCESS, "dump DeletePartition");
+    dump_last("DeletePartition");
+    check(HvGetPartitionProperty(9, 0x10000, &value) == HV_STATUS_SUCCESS, "dump GetPartitionProperty");
+    dump_last("GetPartitionProperty");
+    check(HvSetPartitionProperty(9, 0x10000, 0xABCD) == HV_STATUS_SUCCESS, "dump SetPartitionProperty");
+    dump_last("SetPartitionProperty");
+    check(HvGetNextChildPartition(9, 4, &id) == HV_STATUS_SUCCESS, "dump GetNextChildPartition");
+    dump_last("GetNextChildPartition");
+    n = 2;
+    check(HvDepositMemory(9, &n, pages) == HV_STATUS_SUCCESS, "dump DepositMemory");
+    dump_last("DepositMemory");
+    n = 2;
+    check(HvWithdrawMemory(9, d, &n, out) == HV_STATUS_SUCCESS, "dump WithdrawMemory");
+    dump_last("WithdrawMemory");
+    check(HvGetMemoryBalance(9, d, &value, &other) == HV_STATUS_SUCCESS, "dump GetMemoryBalance");
+    dump_last("GetMemoryBalance");
+    n = 2;
+    check(HvMapGpaPages(9, 0x10, 7, &n, pages) == HV_STATUS_SUCCESS, "dump MapGpaPages");
+    dump_last("MapGpaPages");
+    n = 2;
+    check(HvUnmapGpaPages(9, 0x10, &n) == HV_STATUS_SUCCESS, "dump UnmapGpaPages");
+    dump_last("UnmapGpaPages");
+    HV_INTERCEPT_DESCRIPTOR descriptor = {.Type = HvInterceptTypeX64IoPort, .Parameters = {.IoPort = 0xE9}};
+    check(HvInstallIntercept(9, 3, &descriptor) == HV_STATUS_SUCCESS, "dump InstallIntercept");
+    dump_last("InstallIntercept");
+    check(HvCreateVp(9, d, 2, 0) == HV_STATUS_SUCCESS, "dump CreateVp");
+    dump_last("CreateVp");
+    check(HvDeleteVp(9, 2) == HV_STATUS_SUCCESS, "dump DeleteVp");
+    dump_last("DeleteVp");
+    HV_REGISTER_NAME names[2] = {HvX64RegisterRip, HvX64RegisterRflags};
+    HV_REGISTER_VALUE values[2];
+    memset(values, 0, sizeof(values));
+    n = 2;
+    check(HvGetVpRegisters(9, 2, &n, names, values) == HV_STATUS_SUCCESS, "dump GetVpRegisters");
+    dump_last("GetVpRegisters");
+    memset(values, 0, sizeof(values));
+    values[0].Reg128.Low64 = 0x14000;
+    values[0].Reg128.High64 = 0x77;
+    values[1].Reg64 = 2;
+    n = 2;
+    check(HvSetVpRegisters(9, 2, &n, names, values) == HV_STATUS_SUCCESS, "dump SetVpRegisters");
+    dump_last("SetVpRegisters");
+    HV_PORT_INFO port = {.PortType = HvPortTypeEvent};
+    port.EventPortInfo.TargetSint = 3;
+    port.EventPortInfo.TargetVp = HV_ANY_VP;
+    port.EventPortInfo.BaseFlagNumber = 10;
+    port.EventPortInfo.FlagCount = 4;
+    check(HvCreatePort(9, 0x123, 10, &port) == HV_STATUS_SUCCESS, "dump CreatePort");
+    dump_last("CreatePort");
+    HV_CONNECTION_INFO connection = {.PortType = HvPortTypeEvent};
+    check(HvConnectPort(10, 0x456, 9, 0x123, &connection) == HV_STATUS_SUCCESS, "dump ConnectPort");
+    dump_last("ConnectPort");
+    check(HvGetPortProperty(9, 0x123, HvPortPropertyPreferredTargetVp, &value) == HV_STATUS_SUCCESS,
+          "dump GetPortProperty");
+    dump_last("GetPortProperty");
+    check(HvDeletePort(9, 0x123) == HV_STATUS_SUCCESS, "dump DeletePort");
+    dump_last("DeletePort");
+    check(HvDisconnectPort(10, 0x456) == HV_STATUS_SUCCESS, "dump DisconnectPort");
+    dump_last("DisconnectPort");
+    check(HvPostMessage(0x456, 0x42, 4, "abcd") == HV_STATUS_SUCCESS, "dump PostMessage");
+    dump_last("PostMessage");
+    check(HvSignalEvent(0x456, 5) == HV_STATUS_SUCCESS, "dump SignalEvent");
+    dump_last("SignalEvent");
+}
+
 int main(int argc, char** argv) {
     scenario = argc > 1 ? argv[1] : "main";
     if (strcmp(scenario, "main") == 0) {
@@ -606,6 +706,8 @@ int main(int argc, char** argv) {
         vps_ports_messages();
         root_extensions();
         null_and_failures();
+    } else if (strcmp(scenario, "dump") == 0) {
+        dump();
     } else {
         unreachable();
         if (strcmp(scenario, "badhello") == 0 || strcmp(scenario, "peerclosed") == 0) {
