@@ -23,6 +23,8 @@ USER_CC   := $(CC) -std=c11 -O2 -static -nostdlib -nostdinc -ffreestanding -fno-
              -fno-stack-protector -isystem $$($(CC) -print-file-name=include) -I sysroot/include \
              -T $(SYSROOT)/user.ld -Wl,-z,max-page-size=4096 -Wl,--build-id=none $(SYSROOT)/crt1.o
 USER_LIBS := -L$(SYSROOT) -lc -lmagenta -lgcc
+# A Hyper-V root program (sysroot/include/hv/hvgdk.h) also links libhv.
+HV_LIBS   := -L$(SYSROOT) -lhv $(USER_LIBS)
 
 .PHONY: help build kernel run iso test check clean setup setup-rust bench fuzz vdso sysroot userland bootfs
 
@@ -55,7 +57,7 @@ vdso:
 	sysroot/vdso/build.sh build/vdso.so
 	$(MTOOL) vdso-layout --vdso build/vdso.so --out build/vdso-layout.rs
 
-# crt1.o, libc.a, libmagenta.a and user.ld in sysroot/lib.
+# crt1.o, libc.a, libmagenta.a, libhv.a and user.ld in sysroot/lib.
 sysroot:
 	sysroot/build.sh $(SYSROOT)
 
@@ -68,11 +70,13 @@ userland: setup-rust vdso sysroot
 	$(USER_CC) -o build/hello-c.elf userland/hello-c/hello.c $(USER_LIBS)
 	$(USER_CC) -Wall -Wextra -Werror -o build/c-conformance.elf userland/c-conformance/c_conformance.c $(USER_LIBS)
 	$(USER_CC) -Wall -Wextra -Werror -o build/c-guest.elf userland/c-guest/c_guest.c $(USER_LIBS)
+	$(USER_CC) -Wall -Wextra -Werror -o build/hv-c-example.elf userland/hv-c-example/hv_example.c $(HV_LIBS)
 	objcopy --strip-debug $(USER_OUT)/init build/bootfs/init
 	objcopy --strip-debug $(USER_OUT)/hello build/bootfs/hello
 	objcopy --strip-debug build/hello-c.elf build/bootfs/hello-c
 	objcopy --strip-debug build/c-conformance.elf build/bootfs/c-conformance
 	objcopy --strip-debug build/c-guest.elf build/bootfs/c-guest
+	objcopy --strip-debug build/hv-c-example.elf build/bootfs/hv-c-example
 	objcopy --strip-debug $(USER_OUT)/conformance build/bootfs/conformance
 	objcopy --strip-debug $(USER_OUT)/bench build/bootfs/bench
 	objcopy --strip-debug $(USER_OUT)/fuzz build/bootfs/fuzz
@@ -80,7 +84,7 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
 	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
 	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
-	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hv-c-example +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
@@ -91,6 +95,7 @@ userland: setup-rust vdso sysroot
 	printf 'bin/conformance +resource +job +vdso +bootfs\nbin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz-fault.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
 		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
+		build/bootfs/hv-c-example=bin/hv-c-example \
 		build/bootfs/conformance=bin/conformance build/bootfs/bench=bin/bench \
 		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc \
 		build/bootfs/bench.rc=etc/bench.rc build/bootfs/bench-quick.rc=etc/bench-quick.rc \
@@ -100,15 +105,18 @@ userland: setup-rust vdso sysroot
 		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/hyperv-smoke=bin/hyperv-smoke \
 		build/bootfs/hyperv-smoke.rc=etc/hyperv-smoke.rc
 
-# With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names; it gets
-# the root resource (+resource), so a guest manager can make a hypervisor resource.
+# With PROGRAM=path: build/bootfs.img holds init, the Hyper-V server and that program, which
+# init.rc names after the server's service line. It gets the root resource (+resource), so a
+# guest manager can make a hypervisor resource, and a Hyper-V client channel (+hyperv), so a
+# root-partition program reaches the server; a program that uses neither just holds them.
 bootfs: userland
 	@test -n "$(PROGRAM)" || { echo "make bootfs: set PROGRAM=path/to/prog.elf" >&2; exit 1; }
 	@test -f "$(PROGRAM)" || { echo "make bootfs: $(PROGRAM) not found" >&2; exit 1; }
 	@mkdir -p build/bootfs
-	printf 'bin/%s +resource\n' "$(notdir $(PROGRAM))" > build/bootfs/program.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/%s +resource +hyperv\n' "$(notdir $(PROGRAM))" \
+		> build/bootfs/program.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init "$(PROGRAM)=bin/$(notdir $(PROGRAM))" \
-		build/bootfs/program.rc=etc/init.rc
+		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/program.rc=etc/init.rc
 
 kernel: build
 

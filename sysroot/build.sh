@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the C runtime: sysroot/build.sh [LIBDIR]   (default sysroot/lib)
-# LIBDIR gets crt1.o, libc.a, libmagenta.a and user.ld; sysroot/README.md has
-# the one-line gcc command that links a program against them.
+# LIBDIR gets crt1.o, libc.a, libmagenta.a, libhv.a (the Hyper-V client,
+# <hv/hvgdk.h>) and user.ld; sysroot/README.md has the one-line gcc command
+# that links a program against them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,8 +19,10 @@ cflags=(-std=c11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-builtin -fno-tree
 for f in string stdio stdlib; do
     "$cc" "${cflags[@]}" -c "$here/src/$f.c" -o "$obj/$f.o"
 done
-rm -f "$lib/libc.a" "$lib/libmagenta.a"
+"$cc" "${cflags[@]}" -pedantic -c "$here/src/hv.c" -o "$obj/hv.o"
+rm -f "$lib/libc.a" "$lib/libmagenta.a" "$lib/libhv.a"
 "$ar" rcs "$lib/libc.a" "$obj/string.o" "$obj/stdio.o" "$obj/stdlib.o"
+"$ar" rcs "$lib/libhv.a" "$obj/hv.o"
 "$cc" -c "$root/syscalls/generated/libmagenta.S" -o "$obj/libmagenta.o"
 "$ar" rcs "$lib/libmagenta.a" "$obj/libmagenta.o"
 cp "$here/user.ld" "$lib/user.ld"

@@ -261,6 +261,8 @@ fn init_runs_programs_from_bootfs() {
             "log: c-guest: Hi",
             "log: c-guest: guest powered off after 3 IO and 1 MMIO exits",
             "log: init: bin/c-guest exited with 0",
+            "log: hv-c-example: all checks passed",
+            "log: init: bin/hv-c-example exited with 0",
             "log: guest: hello from a 64-bit guest on magnetar",
             "log: guest: mmio device id ok, scratch register read back",
             "log: guest: interrupt 0x40 taken",
