@@ -25,7 +25,7 @@ cases![
 ];
 
 /// Every call code the server implements.
-const CODES: [u16; 24] = [
+const CODES: [u16; 25] = [
     call::CREATE_PARTITION,
     call::INITIALIZE_PARTITION,
     call::FINALIZE_PARTITION,
@@ -50,6 +50,7 @@ const CODES: [u16; 24] = [
     call::GET_PORT_PROPERTY,
     call::DISCONNECT_PORT,
     call::POST_MESSAGE,
+    call::SIGNAL_EVENT,
 ];
 
 /// xorshift64*: a fixed sequence, so a failure reproduces.

@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use hv::abi::{self, call, privilege, HvResult, HvStatus, ProximityDomainInfo};
+use hv::abi::{self, call, privilege, property, HvResult, HvStatus, ProximityDomainInfo};
 
 use crate::ctx::Ctx;
 use crate::harness::Outcome;
@@ -46,6 +46,8 @@ cases![
     property_unknown_code,
     property_unknown_id,
     property_not_a_child,
+    property_read_only_values,
+    set_privileges_undefined_bits,
     state_uninitialized_permits,
     state_uninitialized_refuses,
     state_active_refuses,
@@ -310,8 +312,8 @@ fn next_child_in_creation_order(ctx: &Ctx) -> Outcome {
         previous = next;
     }
     expect_eq!(seen, alloc::vec![a.id, b.id, c.id]);
-    // Children have no children.
-    expect_eq!(ctx.next_child(b.id, 0), (HvResult::new(HvStatus::SUCCESS, 0), 0));
+    // A partition enumerates its own children only.
+    expect_status!(ctx.next_child(b.id, 0), ACCESS_DENIED);
     Ok(())
 }
 
@@ -321,9 +323,6 @@ fn next_child_previous_not_a_child(ctx: &Ctx) -> Outcome {
         let (r, _) = ctx.next_child(ctx.root_id, previous);
         expect!(r.status == HvStatus::INVALID_PARTITION_ID, "previous {previous:#x}: {:?}", r.status);
     }
-    // A child of a child-less partition.
-    let b = Child::new(ctx)?;
-    expect_status!(ctx.next_child(b.id, a.id), INVALID_PARTITION_ID);
     Ok(())
 }
 
@@ -389,12 +388,38 @@ fn property_unknown_id(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
-fn property_not_a_child(ctx: &Ctx) -> Outcome {
-    // Our own mask is readable (root on itself) but its privileges are not ours to change away.
+fn property_read_only_values(ctx: &Ctx) -> Outcome {
+    // Our own mask is readable (root on itself) but fixed: a read-only
+    // privilege cannot be modified (PROPERTY_VALUE_OUT_OF_RANGE).
     let before = ctx.privileges(ctx.root_id).1;
-    let r = ctx.set_privileges(ctx.root_id, 0);
-    expect!(r.status != HvStatus::SUCCESS, "cleared our own privileges");
+    expect_status!(ctx.set_privileges(ctx.root_id, 0), PROPERTY_VALUE_OUT_OF_RANGE);
     expect_eq!(ctx.privileges(ctx.root_id).1, before);
+    // ProcessorVendor is read-only: AMD here.
+    let child = Child::active(ctx, 0)?;
+    expect_eq!(
+        ctx.get_property(child.id, property::PROCESSOR_VENDOR),
+        (HvResult::new(HvStatus::SUCCESS, 0), property::VENDOR_AMD)
+    );
+    expect_status!(ctx.set_property(child.id, property::PROCESSOR_VENDOR, 1), PROPERTY_VALUE_OUT_OF_RANGE);
+    Ok(())
+}
+
+fn set_privileges_undefined_bits(ctx: &Ctx) -> Outcome {
+    let child = Child::active(ctx, 0)?;
+    for bit in [11u32, 16, 31, 41, 46, 63] {
+        let r = ctx.set_privileges(child.id, privilege::CHILD_DEFAULT | 1 << bit);
+        expect!(r.status == HvStatus::PROPERTY_VALUE_OUT_OF_RANGE, "bit {bit}: {:?}", r.status);
+    }
+    expect_eq!(ctx.privileges(child.id).1, privilege::CHILD_DEFAULT);
+    Ok(())
+}
+
+fn property_not_a_child(ctx: &Ctx) -> Outcome {
+    // A child of another child is nobody here; a partition of ours that is
+    // not active has no properties to read.
+    let child = Child::new(ctx)?;
+    expect_status!(ctx.privileges(child.id), INVALID_PARTITION_STATE);
+    expect_status!(ctx.set_privileges(child.id, 0), INVALID_PARTITION_STATE);
     Ok(())
 }
 
@@ -432,7 +457,6 @@ fn state_uninitialized_permits(ctx: &Ctx) -> Outcome {
     expect_status!(r, SUCCESS);
     expect!(back.len() == 1 && pages.contains(&back[0]), "withdrew {back:x?} of {pages:x?}");
     expect_eq!(ctx.next_child(ctx.root_id, 0).1, child.id);
-    expect_eq!(ctx.next_child(child.id, 0), (HvResult::new(HvStatus::SUCCESS, 0), 0));
     ctx.recycle(&back);
     child.deposit(INIT_PAGES - 2)?;
     expect_status!(ctx.initialize(child.id), SUCCESS);
@@ -464,7 +488,7 @@ fn state_finalized_permits(ctx: &Ctx) -> Outcome {
     expect_status!(r, SUCCESS);
     expect_eq!(back.len(), 2);
     ctx.recycle(&back);
-    expect_eq!(ctx.next_child(child.id, 0), (HvResult::new(HvStatus::SUCCESS, 0), 0));
+    expect_eq!(ctx.next_child(ctx.root_id, 0).1, child.id);
     expect_eq!(ctx.drain(child.id), INIT_PAGES - 1);
     expect_status!(ctx.delete(child.id), SUCCESS);
     Ok(())

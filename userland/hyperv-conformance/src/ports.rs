@@ -311,9 +311,13 @@ fn port_property_codes(ctx: &Ctx) -> Outcome {
     let vm = synic_vm(ctx, 1)?;
     message_channel(ctx, &vm, 2, 60)?;
     expect_eq!(ctx.port_property(vm.id(), 2, port_property::POST_COUNT), (abi::HvResult::new(HvStatus::SUCCESS, 0), 0));
-    expect_status!(ctx.post(60, 7, 0, &[]), SUCCESS);
-    expect_status!(ctx.post(60, 7, 0, &[]), SUCCESS);
+    // PostCount: messages held in the port's buffers. The first post goes
+    // straight into the empty slot; the next two wait in buffers.
+    for _ in 0..3 {
+        expect_status!(ctx.post(60, 7, 0, &[]), SUCCESS);
+    }
     expect_eq!(ctx.port_property(vm.id(), 2, port_property::POST_COUNT).1, 2);
+    expect_eq!(ctx.port_property(vm.id(), 2, port_property::PREFERRED_TARGET_VP).1, 0);
     expect_status!(ctx.port_property(vm.id(), 2, 0x1234), UNKNOWN_PROPERTY);
     expect_status!(ctx.port_property(vm.id(), 3, port_property::POST_COUNT), INVALID_PORT_ID);
     expect_status!(ctx.port_property(0x7fff_ffff_ffff_fffe, 2, port_property::POST_COUNT), INVALID_PARTITION_ID);

@@ -29,6 +29,7 @@ cases![
     registers_unknown_vp,
     registers_unknown_id,
     registers_uninitialized,
+    suspend_registers_values,
     explicit_suspend_runs_and_stops,
     running_vp_only_suspend_registers,
 ];
@@ -222,6 +223,21 @@ fn registers_uninitialized(ctx: &Ctx) -> Outcome {
     let child = Child::new(ctx)?;
     expect_status!(ctx.get_regs(child.id, 0, &[reg::RIP]), INVALID_PARTITION_STATE);
     expect_status!(ctx.set_regs(child.id, 0, &[(reg::RIP, 0)]), INVALID_PARTITION_STATE);
+    Ok(())
+}
+
+fn suspend_registers_values(ctx: &Ctx) -> Outcome {
+    let child = Child::active(ctx, VP_PAGES)?;
+    expect_status!(ctx.create_vp(child.id, 0), SUCCESS);
+    // Only the hypervisor sets InterceptSuspend; suspend registers are one bit.
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::INTERCEPT_SUSPEND, 1)]), INVALID_PARAMETER);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::EXPLICIT_SUSPEND, 2)]), INVALID_PARAMETER);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::INTERCEPT_SUSPEND, 0)]), SUCCESS);
+    let (_, values) = ctx.get_regs(child.id, 0, &[reg::EXPLICIT_SUSPEND, reg::INTERCEPT_SUSPEND]);
+    expect_eq!(values, alloc::vec![1u128, 0]);
+    // RFLAGS must keep bit 1 set and reserved bits clear.
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::RFLAGS, 0)]), INVALID_PARAMETER);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::RFLAGS, 0x2 | 1 << 3)]), INVALID_PARAMETER);
     Ok(())
 }
 
