@@ -1631,11 +1631,15 @@ pub trait SyscallHandler {
     /// #113 `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key)` (scope `G`).
     ///
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
+    /// and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
+    /// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// the kind's range and before overlaps.
     ///
     /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `port`: MX_OBJ_TYPE_PORT; WRITE; `None` for MX_HANDLE_INVALID.
     ///
@@ -1651,9 +1655,12 @@ pub trait SyscallHandler {
     /// - `MX_ERR_INVALID_ARGS`: MEM: `addr` or `len` not page-aligned
     /// - `MX_ERR_OUT_OF_RANGE`: MEM: `addr + len > MX_GUEST_PHYS_SIZE`
     /// - `MX_ERR_OUT_OF_RANGE`: IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)
+    /// - `MX_ERR_OUT_OF_RANGE`: MSR, CPUID: `addr + len > 2^32`
+    /// - `MX_ERR_OUT_OF_RANGE`: VMCALL: `addr + len > 1`
+    /// - `MX_ERR_INVALID_ARGS`: MSR, CPUID, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)
     /// - `MX_ERR_ALREADY_EXISTS`: the range intersects a trap of the same kind
     /// - `MX_ERR_NO_MEMORY`
-    /// - `MX_ERR_INVALID_ARGS`: `kind` is neither MEM nor IO
+    /// - `MX_ERR_INVALID_ARGS`: `kind` is none of MEM, IO, MSR, CPUID, VMCALL
     fn guest_set_trap(
         &mut self,
         guest: HandleArg,
@@ -1692,8 +1699,8 @@ pub trait SyscallHandler {
     /// #115 `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet)` (scope `G`).
     ///
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
+    /// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
     /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
@@ -1731,7 +1738,8 @@ pub trait SyscallHandler {
     /// #117 `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; READ.
     ///
@@ -1739,17 +1747,19 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks READ
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be written
     fn vcpu_read_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserOut<u8>, len: u32) -> MxResult;
 
     /// #118 `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len)` (scope `G`).
     ///
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; WRITE.
     ///
@@ -1757,10 +1767,13 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the handle lacks WRITE
     /// - `MX_ERR_WRONG_TYPE`
-    /// - `MX_ERR_INVALID_ARGS`: `len > 136`
+    /// - `MX_ERR_INVALID_ARGS`: `len > 136` (the largest kind, `mx_vcpu_state_t`)
     /// - `MX_ERR_INVALID_ARGS`: `buffer` cannot be read
     /// - `MX_ERR_BAD_STATE`: not the VCPU's thread
-    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_IO `access_size` not 1, 2 or 4
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set
+    /// - `MX_ERR_INVALID_ARGS`: MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`
     fn vcpu_write_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserIn<u8>, len: u32) -> MxResult;
 
     /// #119 `mx_status_t mx_system_mexec(mx_handle_t kernel, mx_handle_t bootimage, const char* cmdline, uint32_t cmdline_len)` (scope `–`).

@@ -3060,11 +3060,15 @@ pub unsafe fn mx_guest_create(
 }
 
 /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-/// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+/// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+/// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
+/// and IO only), every access
 /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
 /// preallocated for the trap, and the VCPU pauses while they are all
 /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-/// packet comes back from `mx_vcpu_resume` with key 0.
+/// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
+/// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+/// the kind's range and before overlaps.
 ///
 /// C: `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key);`.
 ///
@@ -3123,8 +3127,8 @@ pub unsafe fn mx_vcpu_create(
 }
 
 /// Runs the guest until an exit user space must handle, then fills
-/// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-/// bytes zero). Accesses to traps with a port go through the port and the
+/// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
+/// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
 /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
 /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
 /// value with `MX_VCPU_IO`.
@@ -3172,7 +3176,8 @@ pub unsafe fn mx_vcpu_interrupt(vcpu: mx_handle_t, vector: u32) -> mx_status_t {
 }
 
 /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-/// (136). `MX_VCPU_IO` cannot be read.
+/// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+/// `MX_VCPU_IO` cannot be read.
 ///
 /// C: `mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);`.
 ///
@@ -3194,8 +3199,10 @@ pub unsafe fn mx_vcpu_read_state(vcpu: mx_handle_t, kind: u32, buffer: *mut c_vo
 }
 
 /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-/// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-/// of `data` into the low bytes of guest RAX).
+/// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+/// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+/// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+/// are ignored; writing CR3 drops the guest's cached translations).
 ///
 /// C: `mx_status_t mx_vcpu_write_state(mx_handle_t vcpu, uint32_t kind, const void* buffer, uint32_t len);`.
 ///

@@ -152,6 +152,9 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Struct(&PacketException::C),
             I::Struct(&PacketGuestMem::C),
             I::Struct(&PacketGuestIo::C),
+            I::Struct(&PacketGuestMsr::C),
+            I::Struct(&PacketGuestCpuid::C),
+            I::Struct(&PacketGuestVmcall::C),
             I::Struct(&PortPacket::C),
         ],
     },
@@ -167,6 +170,7 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Consts(&VcpuStateKind::C),
             I::Struct(&VcpuState::C),
             I::Struct(&VcpuIo::C),
+            I::Struct(&VcpuSystem::C),
         ],
     },
     HeaderDecl {

@@ -12,6 +12,25 @@ c_enum! {
         Mem = 0 => "MX_GUEST_TRAP_MEM",
         /// I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
         Io = 1 => "MX_GUEST_TRAP_IO",
+        /// MSRs (magnetar): `addr` = the first MSR, `addr + len <= 2^32`,
+        /// synchronous only. An RDMSR or WRMSR of a trapped MSR that the kernel
+        /// does not virtualize itself (one that would raise #GP) comes back as
+        /// a GUEST_MSR packet with RIP past the instruction; for RDMSR the VMM
+        /// supplies EDX:EAX with `MX_VCPU_STATE`. To raise #GP instead, move
+        /// RIP back 2 bytes with `MX_VCPU_SYSTEM` and call
+        /// `mx_vcpu_interrupt(13)`.
+        Msr = 2 => "MX_GUEST_TRAP_MSR",
+        /// CPUID leaves (magnetar): `addr` = the first leaf (EAX),
+        /// `addr + len <= 2^32`, synchronous only. The kernel computes its
+        /// result, writes it to EAX, EBX, ECX and EDX, moves RIP past the
+        /// instruction and returns a GUEST_CPUID packet carrying it; the VMM
+        /// may overwrite the registers.
+        Cpuid = 3 => "MX_GUEST_TRAP_CPUID",
+        /// VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
+        /// port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
+        /// GUEST_VMCALL packet with RIP past the instruction; without this
+        /// trap VMMCALL raises #UD in the guest.
+        Vmcall = 5 => "MX_GUEST_TRAP_VMCALL",
     }
 }
 
@@ -70,6 +89,9 @@ c_enum! {
         State = 0 => "MX_VCPU_STATE",
         /// `mx_vcpu_io_t`, write only: the result of a trapped `IN`.
         Io = 1 => "MX_VCPU_IO",
+        /// `mx_vcpu_system_t` (magnetar): read returns every field; write
+        /// applies `rip`, `rflags` and `cr3` only.
+        System = 2 => "MX_VCPU_SYSTEM",
     }
 }
 
@@ -143,3 +165,51 @@ c_struct! {
         @4 pub data: u32 as "uint8_t u8" | "uint16_t u16" | "uint32_t u32" | "uint8_t data[4]";
     }
 }
+
+c_struct! {
+    /// The system state of a VCPU (`MX_VCPU_SYSTEM`, magnetar; x86). Reading
+    /// returns every field as the guest sees it. Writing applies `rip`,
+    /// `rflags` and `cr3` only and ignores the other fields: `rflags` must
+    /// have bit 1 set and no reserved bit (3, 5, 15, 22-63), and `cr3` must be
+    /// below `MX_GUEST_PHYS_SIZE`, else `MX_ERR_INVALID_ARGS` and nothing
+    /// changes. Writing CR3 drops the guest's cached translations. Moving
+    /// RIP ends an interrupt shadow.
+    pub struct VcpuSystem as mx_vcpu_system_t, size 80;
+    {
+        /// RIP.
+        @0 pub rip: u64 as "uint64_t rip";
+        /// RFLAGS.
+        @8 pub rflags: u64 as "uint64_t rflags";
+        /// CR0.
+        @16 pub cr0: u64 as "uint64_t cr0";
+        /// CR2 (the last page-fault address the guest saw).
+        @24 pub cr2: u64 as "uint64_t cr2";
+        /// CR3.
+        @32 pub cr3: u64 as "uint64_t cr3";
+        /// CR4.
+        @40 pub cr4: u64 as "uint64_t cr4";
+        /// EFER (LME, LMA, NXE, SCE as the guest set them).
+        @48 pub efer: u64 as "uint64_t efer";
+        /// The code segment's base.
+        @56 pub cs_base: u64 as "uint64_t cs_base";
+        /// The code segment's limit (bytes - 1, expanded by G).
+        @64 pub cs_limit: u32 as "uint32_t cs_limit";
+        /// The code segment's selector.
+        @68 pub cs_selector: u16 as "uint16_t cs_selector";
+        /// The code segment's attributes in the x86 descriptor layout: type
+        /// 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15.
+        @70 pub cs_attrib: u16 as "uint16_t cs_attrib";
+        /// The current privilege level, 0-3.
+        @72 pub cpl: u8 as "uint8_t cpl";
+        /// 1 while interrupts are blocked for one instruction (after STI or
+        /// MOV SS), else 0.
+        @73 pub interrupt_shadow: u8 as "uint8_t interrupt_shadow";
+        /// Zero.
+        @74 pub reserved: [u8; 6] as "uint8_t reserved[6]";
+    }
+}
+
+/// RFLAGS bits that must be zero in `mx_vcpu_system_t.rflags` (3, 5, 15, 22-63).
+pub const VCPU_RFLAGS_RESERVED: u64 = !0x003f_7fd7;
+/// The RFLAGS bit that must be one.
+pub const VCPU_RFLAGS_FIXED: u64 = 0x2;

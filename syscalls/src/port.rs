@@ -35,6 +35,12 @@ c_consts! {
         pub const PKT_TYPE_GUEST_MEM: u32 = 0x03 => "MX_PKT_TYPE_GUEST_MEM";
         /// A guest I/O port trap.
         pub const PKT_TYPE_GUEST_IO: u32 = 0x04 => "MX_PKT_TYPE_GUEST_IO";
+        /// A guest RDMSR or WRMSR (`MX_GUEST_TRAP_MSR`, magnetar).
+        pub const PKT_TYPE_GUEST_MSR: u32 = 0x06 => "MX_PKT_TYPE_GUEST_MSR";
+        /// A guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar).
+        pub const PKT_TYPE_GUEST_CPUID: u32 = 0x07 => "MX_PKT_TYPE_GUEST_CPUID";
+        /// A guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar).
+        pub const PKT_TYPE_GUEST_VMCALL: u32 = 0x09 => "MX_PKT_TYPE_GUEST_VMCALL";
         /// The bits of `type` that select the payload.
         pub const PKT_TYPE_MASK: u32 = 0xff => "MX_PKT_TYPE_MASK";
     }
@@ -54,6 +60,9 @@ pub const C_PKT_MACROS: &str = "\
 #define MX_PKT_IS_SIGNAL_REP(type)  ((type) == MX_PKT_TYPE_SIGNAL_REP)
 #define MX_PKT_IS_GUEST_MEM(type)   ((type) == MX_PKT_TYPE_GUEST_MEM)
 #define MX_PKT_IS_GUEST_IO(type)    ((type) == MX_PKT_TYPE_GUEST_IO)
+#define MX_PKT_IS_GUEST_MSR(type)   ((type) == MX_PKT_TYPE_GUEST_MSR)
+#define MX_PKT_IS_GUEST_CPUID(type) ((type) == MX_PKT_TYPE_GUEST_CPUID)
+#define MX_PKT_IS_GUEST_VMCALL(type) ((type) == MX_PKT_TYPE_GUEST_VMCALL)
 #define MX_PKT_IS_EXCEPTION(type)   (((type) & MX_PKT_TYPE_MASK) == MX_PKT_TYPE_EXCEPTION(0))";
 
 c_consts! {
@@ -158,6 +167,70 @@ c_struct! {
 }
 
 c_struct! {
+    /// Payload of a guest RDMSR or WRMSR (`MX_GUEST_TRAP_MSR`, magnetar). RIP
+    /// is already past the instruction.
+    pub struct PacketGuestMsr as mx_packet_guest_msr_t, size 32;
+    {
+        /// The MSR (ECX).
+        @0 pub msr: u32 as "uint32_t msr";
+        /// 1 for WRMSR, 0 for RDMSR.
+        @4 pub write: u8 as "uint8_t write";
+        /// Length of the instruction (2).
+        @5 pub inst_len: u8 as "uint8_t inst_len";
+        /// Zero.
+        @6 pub reserved: u16 as "uint16_t reserved";
+        /// What WRMSR writes (EDX:EAX); 0 for RDMSR.
+        @8 pub value: u64 as "uint64_t value";
+        /// Zero.
+        @16 pub reserved1: u64 as "uint64_t reserved1";
+        /// Zero.
+        @24 pub reserved2: u64 as "uint64_t reserved2";
+    }
+}
+
+c_struct! {
+    /// Payload of a guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar): the leaf
+    /// and subleaf asked for and the kernel's result, already in EAX, EBX,
+    /// ECX and EDX with RIP past the instruction.
+    pub struct PacketGuestCpuid as mx_packet_guest_cpuid_t, size 32;
+    {
+        /// The leaf (EAX).
+        @0 pub leaf: u32 as "uint32_t leaf";
+        /// The subleaf (ECX).
+        @4 pub subleaf: u32 as "uint32_t subleaf";
+        /// The kernel's EAX.
+        @8 pub eax: u32 as "uint32_t eax";
+        /// The kernel's EBX.
+        @12 pub ebx: u32 as "uint32_t ebx";
+        /// The kernel's ECX.
+        @16 pub ecx: u32 as "uint32_t ecx";
+        /// The kernel's EDX.
+        @20 pub edx: u32 as "uint32_t edx";
+        /// Zero.
+        @24 pub reserved: u64 as "uint64_t reserved";
+    }
+}
+
+c_struct! {
+    /// Payload of a guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar). RIP is
+    /// already past the instruction; the VMM reads and writes the registers
+    /// with `MX_VCPU_STATE`.
+    pub struct PacketGuestVmcall as mx_packet_guest_vmcall_t, size 32;
+    {
+        /// Length of the instruction (3).
+        @0 pub inst_len: u8 as "uint8_t inst_len";
+        /// Zero.
+        @1 pub reserved0: [u8; 7] as "uint8_t reserved0[7]";
+        /// Zero.
+        @8 pub reserved1: u64 as "uint64_t reserved1";
+        /// Zero.
+        @16 pub reserved2: u64 as "uint64_t reserved2";
+        /// Zero.
+        @24 pub reserved3: u64 as "uint64_t reserved3";
+    }
+}
+
+c_struct! {
     /// A port packet: what `mx_port_wait` and `mx_vcpu_resume` return and
     /// `mx_port_queue` takes.
     pub struct PortPacket as mx_port_packet_t, size 48;
@@ -170,7 +243,9 @@ c_struct! {
         @12 pub status: i32 as "int32_t status";
         /// The payload, selected by `type`.
         @16 pub payload: PacketUser as "mx_packet_user_t user" | "mx_packet_signal_t signal"
-            | "mx_packet_exception_t exception" | "mx_packet_guest_io_t guest_io" | "mx_packet_guest_mem_t guest_mem";
+            | "mx_packet_exception_t exception" | "mx_packet_guest_io_t guest_io" | "mx_packet_guest_mem_t guest_mem"
+            | "mx_packet_guest_msr_t guest_msr" | "mx_packet_guest_cpuid_t guest_cpuid"
+            | "mx_packet_guest_vmcall_t guest_vmcall";
     }
 }
 
@@ -187,6 +262,12 @@ pub enum Payload {
     GuestMem(PacketGuestMem),
     /// `MX_PKT_TYPE_GUEST_IO`.
     GuestIo(PacketGuestIo),
+    /// `MX_PKT_TYPE_GUEST_MSR`.
+    GuestMsr(PacketGuestMsr),
+    /// `MX_PKT_TYPE_GUEST_CPUID`.
+    GuestCpuid(PacketGuestCpuid),
+    /// `MX_PKT_TYPE_GUEST_VMCALL`.
+    GuestVmcall(PacketGuestVmcall),
     /// `MX_PKT_TYPE_EXCEPTION(n)` with the exception number `n`.
     Exception(u8, PacketException),
 }
@@ -200,6 +281,9 @@ impl Payload {
             Self::SignalRep(_) => PKT_TYPE_SIGNAL_REP,
             Self::GuestMem(_) => PKT_TYPE_GUEST_MEM,
             Self::GuestIo(_) => PKT_TYPE_GUEST_IO,
+            Self::GuestMsr(_) => PKT_TYPE_GUEST_MSR,
+            Self::GuestCpuid(_) => PKT_TYPE_GUEST_CPUID,
+            Self::GuestVmcall(_) => PKT_TYPE_GUEST_VMCALL,
             Self::Exception(n, _) => pkt_type_exception(u32::from(*n)),
         }
     }
@@ -210,6 +294,9 @@ impl Payload {
             Self::SignalOne(p) | Self::SignalRep(p) => recast(p),
             Self::GuestMem(p) => recast(p),
             Self::GuestIo(p) => recast(p),
+            Self::GuestMsr(p) => recast(p),
+            Self::GuestCpuid(p) => recast(p),
+            Self::GuestVmcall(p) => recast(p),
             Self::Exception(_, p) => recast(p),
         }
         .unwrap_or_default()
@@ -232,6 +319,9 @@ impl PortPacket {
             PKT_TYPE_SIGNAL_REP => recast(raw).map(Payload::SignalRep),
             PKT_TYPE_GUEST_MEM => recast(raw).map(Payload::GuestMem),
             PKT_TYPE_GUEST_IO => recast(raw).map(Payload::GuestIo),
+            PKT_TYPE_GUEST_MSR => recast(raw).map(Payload::GuestMsr),
+            PKT_TYPE_GUEST_CPUID => recast(raw).map(Payload::GuestCpuid),
+            PKT_TYPE_GUEST_VMCALL => recast(raw).map(Payload::GuestVmcall),
             _ if t & PKT_TYPE_MASK == pkt_type_exception(0) && t >> 16 == 0 => {
                 recast(raw).map(|p| Payload::Exception((t >> 8) as u8, p))
             }

@@ -1130,11 +1130,15 @@ syscalls! {
     }
 
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
-    /// `MX_GUEST_TRAP_MEM` or `MX_GUEST_TRAP_IO`). With a port, every access
+    /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
+    /// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
+    /// and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0.
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
+    /// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// the kind's range and before overlaps.
     syscall 113 guest_set_trap "G" (
         guest: handle(Guest; WRITE),
         kind: uint32_t,
@@ -1154,9 +1158,12 @@ syscalls! {
         InvalidArgs("MEM: `addr` or `len` not page-aligned"),
         OutOfRange("MEM: `addr + len > MX_GUEST_PHYS_SIZE`"),
         OutOfRange("IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)"),
+        OutOfRange("MSR, CPUID: `addr + len > 2^32`"),
+        OutOfRange("VMCALL: `addr + len > 1`"),
+        InvalidArgs("MSR, CPUID, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)"),
         AlreadyExists("the range intersects a trap of the same kind"),
         NoMemory,
-        InvalidArgs("`kind` is neither MEM nor IO"),
+        InvalidArgs("`kind` is none of MEM, IO, MSR, CPUID, VMCALL"),
     }
 
     /// Creates a VCPU (rights 0x101f, not waitable), bound to the calling
@@ -1185,8 +1192,8 @@ syscalls! {
     }
 
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM or GUEST_IO packet (key 0, status 0, unused
-    /// bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
+    /// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
     /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
@@ -1214,7 +1221,8 @@ syscalls! {
     }
 
     /// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)`
-    /// (136). `MX_VCPU_IO` cannot be read.
+    /// (136), or `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
+    /// `MX_VCPU_IO` cannot be read.
     syscall 117 vcpu_read_state "G" (
         vcpu: handle(Vcpu; READ),
         kind: uint32_t,
@@ -1224,15 +1232,17 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks READ"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO"),
+        InvalidArgs("unknown `kind`, `len` wrong for it (136 STATE, 80 SYSTEM), or MX_VCPU_IO"),
         InvalidArgs("`buffer` cannot be written"),
     }
 
     /// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if
-    /// bit 1 is set) or `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
-    /// of `data` into the low bytes of guest RAX).
+    /// bit 1 is set), `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes
+    /// of `data` into the low bytes of guest RAX) or `MX_VCPU_SYSTEM` (80
+    /// bytes; only `rip`, `rflags` and `cr3` are applied, the other fields
+    /// are ignored; writing CR3 drops the guest's cached translations).
     syscall 118 vcpu_write_state "G" (
         vcpu: handle(Vcpu; WRITE),
         kind: uint32_t,
@@ -1242,10 +1252,13 @@ syscalls! {
         BadHandle,
         AccessDenied("the handle lacks WRITE"),
         WrongType,
-        InvalidArgs("`len > 136`"),
+        InvalidArgs("`len > 136` (the largest kind, `mx_vcpu_state_t`)"),
         InvalidArgs("`buffer` cannot be read"),
         BadState("not the VCPU's thread"),
-        InvalidArgs("unknown `kind`, `len` wrong for it, or MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("unknown `kind`, or `len` wrong for it (136 STATE, 8 IO, 80 SYSTEM)"),
+        InvalidArgs("MX_VCPU_IO `access_size` not 1, 2 or 4"),
+        InvalidArgs("MX_VCPU_SYSTEM `rflags` without bit 1 or with a reserved bit (3, 5, 15, 22-63) set"),
+        InvalidArgs("MX_VCPU_SYSTEM `cr3 >= MX_GUEST_PHYS_SIZE`"),
     }
 
     // --------------------------------------------------------- system control

@@ -1,7 +1,9 @@
 //! The guest trap map behind `mx_guest_set_trap`.
 //!
-//! A guest has two independent address spaces that traps live in: guest
-//! physical memory ([`TRAP_MEM`]) and the x86 I/O port space ([`TRAP_IO`]).
+//! A guest has independent address spaces that traps live in: guest
+//! physical memory ([`TRAP_MEM`]), the x86 I/O port space ([`TRAP_IO`]) and,
+//! for synchronous traps only, MSRs ([`TRAP_MSR`]), CPUID leaves
+//! ([`TRAP_CPUID`]) and VMMCALL ([`TRAP_VMCALL`], a space of one address, 0).
 //! Each space keeps its traps in a vector sorted by start address whose
 //! ranges never intersect, so [`TrapMap::lookup`] is a binary search: O(log n),
 //! no allocation, no lock-free trickery. Insertion is O(n) (a `memmove`), which
@@ -19,6 +21,9 @@
 //!      then `addr + len > mem_size` → `OutOfRange`.
 //!    - [`TRAP_IO`]: `addr + len > 0x10000` → `OutOfRange` (ports 0 to 0xFFFF
 //!      inclusive, decision 3: port 0xFFFF itself can be trapped).
+//!    - [`TRAP_MSR`], [`TRAP_CPUID`]: `addr + len > 2^32` → `OutOfRange`;
+//!      [`TRAP_VMCALL`]: `addr + len > 1` → `OutOfRange`; then, for these
+//!      synchronous-only kinds, a port → `InvalidArgs`.
 //!    - any other kind → `InvalidArgs`.
 //! 4. The range intersects a trap of the same kind → [`TrapError::AlreadyExists`]
 //!    (`MX_ERR_ALREADY_EXISTS`, decision 4). Adjacent ranges do not intersect.
@@ -35,6 +40,16 @@ use alloc::vec::Vec;
 pub const TRAP_MEM: u32 = 0;
 /// `MX_GUEST_TRAP_IO`: a range of x86 I/O ports.
 pub const TRAP_IO: u32 = 1;
+/// `MX_GUEST_TRAP_MSR`: a range of MSR numbers (RDMSR and WRMSR).
+pub const TRAP_MSR: u32 = 2;
+/// `MX_GUEST_TRAP_CPUID`: a range of CPUID leaves (EAX).
+pub const TRAP_CPUID: u32 = 3;
+/// Size of the MSR and CPUID spaces: every 32-bit number.
+pub const MSR_SPACE_SIZE: u64 = 1 << 32;
+/// `MX_GUEST_TRAP_VMCALL`: the VMMCALL instruction (address 0, length 1).
+pub const TRAP_VMCALL: u32 = 5;
+/// Size of the VMCALL space: the one address 0.
+pub const VMCALL_SPACE_SIZE: u64 = 1;
 /// Size of the I/O port space (`MX_GUEST_IO_SIZE`): ports 0 to 0xFFFF.
 pub const IO_SPACE_SIZE: u64 = 1 << 16;
 /// Size of the guest-physical address space (`MX_GUEST_PHYS_SIZE`), the
@@ -50,7 +65,16 @@ pub enum TrapKind {
     Mem,
     /// I/O ports (`MX_GUEST_TRAP_IO`).
     Io,
+    /// MSRs (`MX_GUEST_TRAP_MSR`).
+    Msr,
+    /// CPUID leaves (`MX_GUEST_TRAP_CPUID`).
+    Cpuid,
+    /// VMMCALL (`MX_GUEST_TRAP_VMCALL`).
+    Vmcall,
 }
+
+/// Number of trap kinds (spaces).
+const KINDS: usize = 5;
 
 impl TrapKind {
     /// The kind for a raw `kind` argument, if it is one.
@@ -58,6 +82,9 @@ impl TrapKind {
         match kind {
             TRAP_MEM => Some(TrapKind::Mem),
             TRAP_IO => Some(TrapKind::Io),
+            TRAP_MSR => Some(TrapKind::Msr),
+            TRAP_CPUID => Some(TrapKind::Cpuid),
+            TRAP_VMCALL => Some(TrapKind::Vmcall),
             _ => None,
         }
     }
@@ -67,6 +94,25 @@ impl TrapKind {
         match self {
             TrapKind::Mem => TRAP_MEM,
             TrapKind::Io => TRAP_IO,
+            TrapKind::Msr => TRAP_MSR,
+            TrapKind::Cpuid => TRAP_CPUID,
+            TrapKind::Vmcall => TRAP_VMCALL,
+        }
+    }
+
+    /// Whether traps of this kind can only be synchronous (no port): their
+    /// exits need the VMM's answer before the guest may run on.
+    pub fn synchronous_only(self) -> bool {
+        !matches!(self, TrapKind::Mem | TrapKind::Io)
+    }
+
+    fn index(self) -> usize {
+        match self {
+            TrapKind::Mem => 0,
+            TrapKind::Io => 1,
+            TrapKind::Msr => 2,
+            TrapKind::Cpuid => 3,
+            TrapKind::Vmcall => 4,
         }
     }
 }
@@ -129,15 +175,15 @@ impl<P> Trap<P> {
 #[derive(Debug)]
 pub struct TrapMap<P> {
     mem_size: u64,
-    mem: Vec<Trap<P>>,
-    io: Vec<Trap<P>>,
+    /// One sorted vector per kind, by [`TrapKind::index`].
+    spaces: [Vec<Trap<P>>; KINDS],
 }
 
 impl<P> TrapMap<P> {
     /// An empty map for a guest whose physical address space is `mem_size`
     /// bytes (normally [`GUEST_PHYS_SIZE`]).
     pub const fn new(mem_size: u64) -> Self {
-        TrapMap { mem_size, mem: Vec::new(), io: Vec::new() }
+        TrapMap { mem_size, spaces: [const { Vec::new() }; KINDS] }
     }
 
     /// The guest-physical size MEM traps must fit in.
@@ -146,22 +192,17 @@ impl<P> TrapMap<P> {
     }
 
     fn space(&self, kind: TrapKind) -> &Vec<Trap<P>> {
-        match kind {
-            TrapKind::Mem => &self.mem,
-            TrapKind::Io => &self.io,
-        }
+        &self.spaces[kind.index()]
     }
 
     fn space_mut(&mut self, kind: TrapKind) -> &mut Vec<Trap<P>> {
-        match kind {
-            TrapKind::Mem => &mut self.mem,
-            TrapKind::Io => &mut self.io,
-        }
+        &mut self.spaces[kind.index()]
     }
 
-    /// Checks a `(kind, addr, len)` request against everything but the
-    /// existing traps (steps 1-3 of the module docs).
-    pub fn validate(&self, kind: u32, addr: u64, len: u64) -> Result<TrapKind, TrapError> {
+    /// Checks a `(kind, addr, len)` request, with or without a port,
+    /// against everything but the existing traps (steps 1-3 of the module
+    /// docs).
+    pub fn validate(&self, kind: u32, addr: u64, len: u64, has_port: bool) -> Result<TrapKind, TrapError> {
         if len == 0 {
             return Err(TrapError::InvalidArgs);
         }
@@ -182,19 +223,33 @@ impl<P> TrapMap<P> {
                 }
                 Ok(TrapKind::Io)
             }
+            Some(kind) => {
+                let size = match kind {
+                    TrapKind::Msr | TrapKind::Cpuid => MSR_SPACE_SIZE,
+                    TrapKind::Vmcall => VMCALL_SPACE_SIZE,
+                    TrapKind::Mem | TrapKind::Io => unreachable!("handled above"),
+                };
+                if end > size {
+                    return Err(TrapError::OutOfRange);
+                }
+                if has_port && kind.synchronous_only() {
+                    return Err(TrapError::InvalidArgs);
+                }
+                Ok(kind)
+            }
             None => Err(TrapError::InvalidArgs),
         }
     }
 
     /// Every check of the module docs that precedes NO_MEMORY, in order:
     /// the caller can allocate what the trap needs only once these pass.
-    pub fn check(&self, kind: u32, addr: u64, len: u64) -> Result<(), TrapError> {
-        self.position(kind, addr, len).map(drop)
+    pub fn check(&self, kind: u32, addr: u64, len: u64, has_port: bool) -> Result<(), TrapError> {
+        self.position(kind, addr, len, has_port).map(drop)
     }
 
     /// The trap's kind and where it would go in its space, or why it can't.
-    fn position(&self, kind: u32, addr: u64, len: u64) -> Result<(TrapKind, usize), TrapError> {
-        let kind = self.validate(kind, addr, len)?;
+    fn position(&self, kind: u32, addr: u64, len: u64, has_port: bool) -> Result<(TrapKind, usize), TrapError> {
+        let kind = self.validate(kind, addr, len, has_port)?;
         let end = addr + len; // validated above
         let space = self.space(kind);
         // First trap starting at or after `addr`.
@@ -210,7 +265,7 @@ impl<P> TrapMap<P> {
 
     /// Adds a trap, after the checks listed in the module docs (in that order).
     pub fn set_trap(&mut self, kind: u32, addr: u64, len: u64, key: u64, port: Option<P>) -> Result<(), TrapError> {
-        let (kind, idx) = self.position(kind, addr, len)?;
+        let (kind, idx) = self.position(kind, addr, len, port.is_some())?;
         let space = self.space_mut(kind);
         space.try_reserve(1).map_err(|_| TrapError::NoMemory)?;
         space.insert(idx, Trap { kind, addr, len, key, port });
@@ -245,13 +300,14 @@ impl<P> TrapMap<P> {
 
     /// Whether the map holds no trap at all.
     pub fn is_empty(&self) -> bool {
-        self.mem.is_empty() && self.io.is_empty()
+        self.spaces.iter().all(Vec::is_empty)
     }
 
-    /// Removes every trap (guest destruction), MEM traps first, each space in
-    /// address order, so the kernel can release each trap's port pool.
+    /// Removes every trap (guest destruction), space by space in kind order
+    /// (MEM first), each in address order, so the kernel can release each
+    /// trap's port pool.
     pub fn drain(&mut self) -> impl Iterator<Item = Trap<P>> + '_ {
-        self.mem.drain(..).chain(self.io.drain(..))
+        self.spaces.iter_mut().flat_map(|space| space.drain(..))
     }
 }
 
@@ -340,6 +396,49 @@ mod tests {
         assert_eq!(m.set_trap(TRAP_IO, 0x10, 0x10, 6, None), Ok(()));
         assert_eq!(m.drain().count(), 5);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn vmcall_space_is_one_address_and_synchronous() {
+        let mut m = map();
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 0, 1, None), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 2, 1, None), Err(TrapError::OutOfRange));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 1, 1, 1, None), Err(TrapError::OutOfRange));
+        // The range is checked before the port, the port before overlaps.
+        assert_eq!(m.set_trap(TRAP_VMCALL, 1, 1, 1, Some(3)), Err(TrapError::OutOfRange));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 1, 1, Some(3)), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 1, 7, None), Ok(()));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 1, 1, Some(3)), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_VMCALL, 0, 1, 1, None), Err(TrapError::AlreadyExists));
+        assert_eq!(m.lookup(TrapKind::Vmcall, 0).map(|t| t.key), Some(7));
+        assert_eq!(m.lookup(TrapKind::Io, 0), None);
+        // MEM and IO still take ports.
+        assert_eq!(m.set_trap(TRAP_IO, 0, 1, 1, Some(3)), Ok(()));
+        assert_eq!(m.drain().count(), 2);
+    }
+
+    #[test]
+    fn msr_and_cpuid_spaces_are_32_bits_and_synchronous() {
+        let mut m = map();
+        for kind in [TRAP_MSR, TRAP_CPUID] {
+            assert_eq!(m.set_trap(kind, 0, 0, 1, None), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0, (1 << 32) + 1, 1, None), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 0xffff_ffff, 2, 1, None), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 1 << 32, 1, 1, Some(2)), Err(TrapError::OutOfRange));
+            assert_eq!(m.set_trap(kind, 0x4000_0000, 0x100, 1, Some(2)), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0x4000_0000, 0x100, u64::from(kind), None), Ok(()));
+            assert_eq!(m.set_trap(kind, 0x4000_00ff, 1, 1, Some(2)), Err(TrapError::InvalidArgs));
+            assert_eq!(m.set_trap(kind, 0x4000_00ff, 1, 1, None), Err(TrapError::AlreadyExists));
+            assert_eq!(m.set_trap(kind, 0xffff_ffff, 1, 9, None), Ok(()));
+        }
+        assert_eq!(m.lookup(TrapKind::Msr, 0x4000_0080).map(|t| t.key), Some(u64::from(TRAP_MSR)));
+        assert_eq!(m.lookup(TrapKind::Cpuid, 0x4000_0080).map(|t| t.key), Some(u64::from(TRAP_CPUID)));
+        assert_eq!(m.lookup(TrapKind::Cpuid, 0x4000_0100), None);
+        assert_eq!(m.lookup(TrapKind::Msr, 0xffff_ffff).map(|t| t.key), Some(9));
+        // The whole space at once.
+        let mut m = map();
+        assert_eq!(m.set_trap(TRAP_MSR, 0, 1 << 32, 1, None), Ok(()));
+        assert!(m.lookup(TrapKind::Msr, 0).is_some() && m.lookup(TrapKind::Msr, u64::from(u32::MAX)).is_some());
     }
 
     use crate::test_rng::Rng;

@@ -15,7 +15,7 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU32};
 use kcore::x86decode::Mode;
 use kcore::x86paging::PagingRegs;
-use mx_abi::Status;
+use mx_abi::{Status, VcpuSystem};
 
 /// Where a new VCPU starts (decision 9: 64-bit mode, paging on).
 #[derive(Clone, Copy, Debug)]
@@ -72,8 +72,10 @@ pub enum Exit {
     Xsetbv,
     /// An instruction with no effect to emulate (INVD), of this length.
     NoOp { len: u8 },
+    /// VMMCALL (3 bytes).
+    Vmcall,
     /// An instruction the guest must see raise #UD (virtualization
-    /// instructions of a CPU that does not offer them, VMMCALL, MONITOR).
+    /// instructions of a CPU that does not offer them, MONITOR).
     Undefined,
     /// The guest shut down (triple fault).
     Shutdown,
@@ -129,6 +131,12 @@ pub trait VcpuBackend: Send {
     fn paging_regs(&self) -> PagingRegs;
     /// The code segment's base and the code size.
     fn code_segment(&self) -> (u64, Mode);
+    /// RIP, RFLAGS, the control registers, EFER, CS, CPL and the interrupt
+    /// shadow as `MX_VCPU_SYSTEM` reports them.
+    fn system(&self) -> VcpuSystem;
+    /// Loads the guest's CR3 (already validated); the next entry runs with
+    /// no translation cached from the old one.
+    fn set_cr3(&mut self, cr3: u64);
     /// RFLAGS.IF set and no interrupt shadow.
     fn interruptible(&self) -> bool;
     /// An event is already queued for the next entry (an interrupted

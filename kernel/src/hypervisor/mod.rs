@@ -58,7 +58,10 @@
 //! # VCPUs
 //!
 //! A VCPU belongs to the thread that created it: `resume`, `read_state` and
-//! `write_state` from another thread are `BAD_STATE`. `vcpu_interrupt` may
+//! `write_state` from another thread are `BAD_STATE`. `MX_VCPU_SYSTEM`
+//! reads RIP, RFLAGS, CR0/2/3/4, EFER, CS, CPL and the interrupt shadow, and
+//! writes RIP, RFLAGS and CR3 only (a new CR3 takes a fresh ASID, so no
+//! translation cached under the old one survives). `vcpu_interrupt` may
 //! come from any thread: it marks the vector pending, wakes a VCPU halted in
 //! HLT, and kicks the CPU running the guest with an IPI so the event is
 //! injected at once. Events go in by priority: NMI, then external
@@ -66,7 +69,12 @@
 //! no interrupt shadow; otherwise an interrupt window is requested), then
 //! exceptions (lowest vector first). The kernel handles CPUID, MSRs, HLT,
 //! PAUSE, XSETBV, INVD and interrupt windows itself (`x86`); I/O and MEM
-//! trap exits go to user space; anything else is `NOT_SUPPORTED` with the
+//! trap exits go to user space, and so do, through synchronous-only traps,
+//! VMMCALL (a VMCALL trap; without it VMMCALL raises #UD), RDMSR/WRMSR of a
+//! trapped MSR the kernel does not virtualize (one that would raise #GP;
+//! the kernel's own MSRs never leave it) and CPUID of a trapped leaf (after
+//! the kernel wrote its own result to the registers); RIP is past the
+//! instruction in each case; anything else is `NOT_SUPPORTED` with the
 //! guest state intact, and a triple fault is `BAD_STATE` (the VCPU is dead).
 
 pub mod backend;

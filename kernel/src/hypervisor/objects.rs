@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX};
+use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX, RCX, RDX};
 use super::x86;
 use crate::arch::x86::percpu::cpu_index;
 use crate::object::port::{Port, PortTrap};
@@ -17,8 +17,9 @@ use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
 use mx_abi::{
-    ObjType, PacketGuestIo, PacketGuestMem, Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VCPU_FLAGS_APPLY,
-    VCPU_FLAGS_USER, X86_MAX_INST_LEN,
+    ObjType, PacketGuestCpuid, PacketGuestIo, PacketGuestMem, PacketGuestMsr, PacketGuestVmcall, Payload, PortPacket,
+    Signals, Status, VcpuIo, VcpuState, VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED,
+    VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
 };
 
 const PAGE_SIZE: u64 = 4096;
@@ -104,7 +105,7 @@ impl Guest {
     pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
         // Argument and overlap errors come before NO_MEMORY, whatever the
         // pool does; `set_trap` checks again under the lock it inserts with.
-        self.traps.lock().check(kind, addr, len).map_err(trap_status)?;
+        self.traps.lock().check(kind, addr, len, port.is_some()).map_err(trap_status)?;
         let pool = match port {
             Some(port) => Some(port.add_trap(key)?),
             None => None,
@@ -390,6 +391,34 @@ impl Vcpu {
         Ok(())
     }
 
+    /// `vcpu_read_state(MX_VCPU_SYSTEM)`.
+    pub fn read_system(&self) -> Result<VcpuSystem, Status> {
+        self.check_thread()?;
+        Ok(self.hw.lock().backend.system())
+    }
+
+    /// `vcpu_write_state(MX_VCPU_SYSTEM)`: applies `rip`, `rflags` and `cr3`
+    /// (the other fields are ignored). `INVALID_ARGS`, changing nothing, if
+    /// `rflags` lacks bit 1 or has a reserved bit, or `cr3` is not below
+    /// `MX_GUEST_PHYS_SIZE`.
+    pub fn write_system(&self, s: &VcpuSystem) -> Result<(), Status> {
+        self.check_thread()?;
+        if s.rflags & VCPU_RFLAGS_FIXED == 0 || s.rflags & VCPU_RFLAGS_RESERVED != 0 || s.cr3 >= GUEST_PHYS_SIZE {
+            return Err(Status::InvalidArgs);
+        }
+        let mut hw = self.hw.lock();
+        // Rewriting the same RIP (a read-modify-write of other fields) must
+        // not end an interrupt shadow.
+        if hw.backend.rip() != s.rip {
+            hw.backend.set_rip(s.rip);
+        }
+        hw.backend.set_rflags(s.rflags);
+        if hw.backend.paging_regs().cr3 != s.cr3 {
+            hw.backend.set_cr3(s.cr3);
+        }
+        Ok(())
+    }
+
     /// `vcpu_write_state(MX_VCPU_IO)`: `access_size` (1, 2 or 4, else
     /// `INVALID_ARGS`) bytes of `data` into the low bytes of RAX.
     pub fn write_io(&self, io: &VcpuIo) -> Result<(), Status> {
@@ -506,18 +535,37 @@ impl Vcpu {
                 }
             },
             Exit::Cpuid => {
-                x86::cpuid(backend);
+                let (leaf, subleaf, [eax, ebx, ecx, edx]) = x86::cpuid(backend);
                 advance(backend, 2);
-                Ok(None)
-            }
-            Exit::Msr { write } => {
-                if x86::msr(backend, write).is_ok() {
-                    advance(backend, 2);
-                } else {
-                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                if self.guest.lookup(TrapKind::Cpuid, u64::from(leaf)).is_none() {
+                    return Ok(None);
                 }
-                Ok(None)
+                let cpuid = PacketGuestCpuid { leaf, subleaf, eax, ebx, ecx, edx, reserved: 0 };
+                Ok(Some(PortPacket::new(0, 0, Payload::GuestCpuid(cpuid))))
             }
+            Exit::Msr { write } => match x86::msr(backend, write) {
+                x86::MsrAccess::Done => {
+                    advance(backend, 2);
+                    Ok(None)
+                }
+                x86::MsrAccess::Refused => {
+                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                    Ok(None)
+                }
+                x86::MsrAccess::Unknown => {
+                    let regs = backend.gprs();
+                    let msr = regs[RCX] as u32;
+                    if self.guest.lookup(TrapKind::Msr, u64::from(msr)).is_none() {
+                        backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                        return Ok(None);
+                    }
+                    let value = if write { (regs[RDX] << 32) | (regs[RAX] & 0xffff_ffff) } else { 0 };
+                    advance(backend, 2);
+                    let access =
+                        PacketGuestMsr { msr, write: u8::from(write), inst_len: 2, value, ..Default::default() };
+                    Ok(Some(PortPacket::new(0, 0, Payload::GuestMsr(access))))
+                }
+            },
             Exit::Xsetbv => {
                 if x86::xsetbv(backend).is_ok() {
                     advance(backend, 3);
@@ -538,6 +586,15 @@ impl Vcpu {
             Exit::NoOp { len } => {
                 advance(backend, u64::from(len));
                 Ok(None)
+            }
+            Exit::Vmcall => {
+                if self.guest.lookup(TrapKind::Vmcall, 0).is_none() {
+                    backend.inject(Event::Exception { vector: 6, error_code: None });
+                    return Ok(None);
+                }
+                advance(backend, 3);
+                let vmcall = PacketGuestVmcall { inst_len: 3, ..Default::default() };
+                Ok(Some(PortPacket::new(0, 0, Payload::GuestVmcall(vmcall))))
             }
             Exit::Undefined => {
                 backend.inject(Event::Exception { vector: 6, error_code: None });

@@ -2,7 +2,8 @@
 //! CPUID (the host's leaves, filtered: no virtualization extensions, no
 //! features the kernel does not virtualize, the hypervisor bit set), the
 //! MSRs the backend does not keep (APIC base, MTRRs and a few read-only
-//! ones; anything unknown is #GP), and XSETBV.
+//! ones; anything unknown is #GP unless an MSR trap hands it to the VMM),
+//! and XSETBV.
 
 #![forbid(unsafe_code)]
 
@@ -75,38 +76,53 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, guest_cr4: u64) -> [u32; 4] {
     }
 }
 
-/// CPUID: fills RAX, RBX, RCX, RDX (the caller moves RIP on).
-pub fn cpuid(backend: &mut dyn VcpuBackend) {
+/// CPUID: fills RAX, RBX, RCX, RDX (the caller moves RIP on). Returns the
+/// leaf, the subleaf and the result.
+pub fn cpuid(backend: &mut dyn VcpuBackend) -> (u32, u32, [u32; 4]) {
     let mut regs = backend.gprs();
     let cr4 = backend.paging_regs().cr4;
-    let [a, b, c, d] = guest_cpuid(regs[RAX] as u32, regs[RCX] as u32, cr4);
+    let (leaf, subleaf) = (regs[RAX] as u32, regs[RCX] as u32);
+    let result = guest_cpuid(leaf, subleaf, cr4);
+    let [a, b, c, d] = result;
     regs[RAX] = u64::from(a);
     regs[RBX] = u64::from(b);
     regs[RCX] = u64::from(c);
     regs[RDX] = u64::from(d);
     backend.set_gprs(&regs);
+    (leaf, subleaf, result)
 }
 
 fn is_mtrr(msr: u32) -> bool {
     matches!(msr, 0x200..=0x20f | 0x250 | 0x258 | 0x259 | 0x268..=0x26f | 0x2ff)
 }
 
-/// RDMSR or WRMSR; `Err` means the guest gets #GP (and RIP stays).
-pub fn msr(backend: &mut dyn VcpuBackend, write: bool) -> Result<(), ()> {
+/// What the kernel made of an RDMSR or WRMSR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrAccess {
+    /// Emulated (the caller moves RIP on).
+    Done,
+    /// An MSR the kernel virtualizes, given a value it refuses: #GP.
+    Refused,
+    /// An MSR the kernel does not virtualize (#GP unless a trap covers it).
+    Unknown,
+}
+
+/// RDMSR or WRMSR of the MSR in ECX (the value in EDX:EAX).
+pub fn msr(backend: &mut dyn VcpuBackend, write: bool) -> MsrAccess {
     let mut regs = backend.gprs();
     let msr = regs[RCX] as u32;
     if write {
         let value = (regs[RDX] << 32) | (regs[RAX] & 0xffff_ffff);
         if let Some(result) = backend.write_msr(msr, value) {
-            return result;
+            return if result.is_ok() { MsrAccess::Done } else { MsrAccess::Refused };
         }
         // Accepted and ignored: the APIC base (no APIC to move), microcode
         // loading, MTRRs (nested paging decides the memory types) and
         // MISC_ENABLE.
         return match msr {
-            0x1b | 0x79 | 0x8b | 0x1a0 => Ok(()),
-            _ if is_mtrr(msr) => Ok(()),
-            _ => Err(()),
+            0x1b | 0x79 | 0x8b | 0x1a0 => MsrAccess::Done,
+            _ if is_mtrr(msr) => MsrAccess::Done,
+            _ => MsrAccess::Unknown,
         };
     }
     let value = match backend.read_msr(msr) {
@@ -121,13 +137,13 @@ pub fn msr(backend: &mut dyn VcpuBackend, write: bool) -> Result<(), ()> {
             _ if is_mtrr(msr) => 0,
             // MISC_ENABLE: fast strings.
             0x1a0 => 1,
-            _ => return Err(()),
+            _ => return MsrAccess::Unknown,
         },
     };
     regs[RAX] = value & 0xffff_ffff;
     regs[RDX] = value >> 32;
     backend.set_gprs(&regs);
-    Ok(())
+    MsrAccess::Done
 }
 
 /// XSETBV: XCR0 only, x87 always on, a subset of what the host enables,

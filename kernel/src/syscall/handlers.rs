@@ -1152,11 +1152,15 @@ impl SyscallHandler for Ctx {
             return Err(Status::InvalidArgs);
         }
         vcpu.check_thread()?;
-        if kind != VcpuStateKind::State as u32 || len as usize != VcpuState::SIZE {
-            return Err(Status::InvalidArgs);
+        if kind == VcpuStateKind::State as u32 && len as usize == VcpuState::SIZE {
+            let state = vcpu.read_state()?;
+            usercopy::write(UserOut::<VcpuState>::new(buffer.addr()), &state).map_err(|_| Status::InvalidArgs)
+        } else if kind == VcpuStateKind::System as u32 && len as usize == VcpuSystem::SIZE {
+            let system = vcpu.read_system()?;
+            usercopy::write(UserOut::<VcpuSystem>::new(buffer.addr()), &system).map_err(|_| Status::InvalidArgs)
+        } else {
+            Err(Status::InvalidArgs)
         }
-        let state = vcpu.read_state()?;
-        usercopy::write(UserOut::<VcpuState>::new(buffer.addr()), &state).map_err(|_| Status::InvalidArgs)
     }
 
     fn vcpu_write_state(&mut self, vcpu: HandleArg, kind: u32, buffer: UserIn<u8>, len: u32) -> MxResult {
@@ -1172,6 +1176,9 @@ impl SyscallHandler for Ctx {
         } else if kind == VcpuStateKind::Io as u32 && bytes.len() == VcpuIo::SIZE {
             let io = VcpuIo::read(&bytes).ok_or(Status::InvalidArgs)?;
             vcpu.write_io(&io)
+        } else if kind == VcpuStateKind::System as u32 && bytes.len() == VcpuSystem::SIZE {
+            let system = VcpuSystem::read(&bytes).ok_or(Status::InvalidArgs)?;
+            vcpu.write_system(&system)
         } else {
             Err(Status::InvalidArgs)
         }

@@ -1141,8 +1141,8 @@ extern mx_status_t _mx_guest_create(
     mx_handle_t physmem_vmo,
     mx_handle_t* out) __NONNULL((4));
 
-// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM` or
-// `MX_GUEST_TRAP_IO`).
+// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM`,
+// `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`, `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`).
 extern mx_status_t mx_guest_set_trap(
     mx_handle_t guest,
     uint32_t kind,
@@ -1171,8 +1171,8 @@ extern mx_status_t _mx_vcpu_create(
     const mx_vcpu_create_args_t* args,
     mx_handle_t* out) __NONNULL((4));
 
-// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM or
-// GUEST_IO packet (key 0, status 0, unused bytes zero).
+// Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM,
+// GUEST_IO, GUEST_MSR, GUEST_CPUID or GUEST_VMCALL packet (key 0, status 0, unused bytes zero).
 extern mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 
@@ -1181,12 +1181,15 @@ extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) _
 extern mx_status_t mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 extern mx_status_t _mx_vcpu_interrupt(mx_handle_t vcpu, uint32_t vector);
 
-// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136).
+// Reads VCPU state: `MX_VCPU_STATE` with `len == sizeof(mx_vcpu_state_t)` (136), or
+// `MX_VCPU_SYSTEM` with `len == sizeof(mx_vcpu_system_t)` (80).
 extern mx_status_t mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 extern mx_status_t _mx_vcpu_read_state(mx_handle_t vcpu, uint32_t kind, void* buffer, uint32_t len);
 
-// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set) or
-// `MX_VCPU_IO` (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX).
+// Writes VCPU state: `MX_VCPU_STATE` (136 bytes; flags applied only if bit 1 is set), `MX_VCPU_IO`
+// (8 bytes; `access_size` 1, 2 or 4 bytes of `data` into the low bytes of guest RAX) or
+// `MX_VCPU_SYSTEM` (80 bytes; only `rip`, `rflags` and `cr3` are applied, the other fields are
+// ignored; writing CR3 drops the guest's cached translations).
 extern mx_status_t mx_vcpu_write_state(
     mx_handle_t vcpu,
     uint32_t kind,

@@ -174,6 +174,8 @@ impl Machine<'_> {
                     self.vcpu.write_state(&state).map_err(status("write_state"))?;
                 }
             }
+            // Only IO and MEM traps are set: nothing else comes back.
+            other => return Err(alloc::format!("unexpected exit {other:x?}")),
         }
         Ok(None)
     }

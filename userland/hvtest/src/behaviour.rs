@@ -332,7 +332,7 @@ fn irq_ready() -> Result<(Machine, Vcpu), Failure> {
 fn port_of(e: Exit) -> (u16, u32) {
     match e {
         Exit::Io { port, data, .. } => (port, data),
-        Exit::Mem { .. } => (0, 0),
+        _ => (0, 0),
     }
 }
 

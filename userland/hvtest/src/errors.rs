@@ -420,7 +420,7 @@ fn trap_kinds_are_separate_spaces() -> Outcome {
 
 fn trap_bad_kind() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(set_trap(m.guest.raw(), 2, 0x80, 1, 0), Status::InvalidArgs);
+    expect_status!(set_trap(m.guest.raw(), 6, 0x80, 1, 0), Status::InvalidArgs);
     expect_status!(set_trap(m.guest.raw(), u32::MAX, 0x1000, 0x1000, 0), Status::InvalidArgs);
     Ok(())
 }
@@ -602,7 +602,7 @@ fn resume_wrong_type() -> Outcome {
 }
 
 /// Runs `call(vcpu)` on another thread; its status.
-fn from_other_thread(vcpu: &Vcpu, call: fn(mx_handle_t) -> i32) -> Result<i32, crate::harness::Failure> {
+pub(crate) fn from_other_thread(vcpu: &Vcpu, call: fn(mx_handle_t) -> i32) -> Result<i32, crate::harness::Failure> {
     struct Job {
         vcpu: mx_handle_t,
         call: fn(mx_handle_t) -> i32,
@@ -746,7 +746,10 @@ fn read_io_kind() -> Outcome {
 
 fn read_unknown_kind() -> Outcome {
     let (_m, v) = guest_and_vcpu()?;
-    expect_status!(state_rw(v.raw(), false, 2, 136), Status::InvalidArgs);
+    for kind in [3, u32::MAX] {
+        expect_status!(state_rw(v.raw(), false, kind, 136), Status::InvalidArgs);
+        expect_status!(state_rw(v.raw(), false, kind, 80), Status::InvalidArgs);
+    }
     Ok(())
 }
 
@@ -832,7 +835,10 @@ fn write_thread_checked_before_kind() -> Outcome {
 
 fn write_unknown_kind() -> Outcome {
     let (_m, v) = guest_and_vcpu()?;
-    expect_status!(state_rw(v.raw(), true, 2, 136), Status::InvalidArgs);
+    for kind in [3, u32::MAX] {
+        expect_status!(state_rw(v.raw(), true, kind, 136), Status::InvalidArgs);
+        expect_status!(state_rw(v.raw(), true, kind, 80), Status::InvalidArgs);
+    }
     Ok(())
 }
 

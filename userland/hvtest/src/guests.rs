@@ -305,6 +305,101 @@ hv_triple_idtr:
         .word   0
         .quad   0
 hv_triple_end:
+    # MX_VCPU_SYSTEM: reports the dword at virtual 0x40000000 (the case's
+    # two page-table trees map it to different pages), then RFLAGS, forever.
+    # From hv_system_alt: reports 0x5a5a once.
+    .globl hv_system, hv_system_alt, hv_system_end
+hv_system:
+        mov     $0x40000000, %edi
+2:      mov     (%rdi), %eax
+        out     %eax, $0x81
+        pushf
+        pop     %rax
+        out     %eax, $0x81
+        jmp     2b
+hv_system_alt:
+        mov     $0x5a5a, %eax
+        out     %eax, $0x81
+3:      jmp     3b
+hv_system_end:
+    # VMMCALL with RAX = 0x1111, RCX = 0x2222, then a report of RAX. The
+    # #UD handler reports 6 and resumes after the 3-byte VMMCALL.
+    .globl hv_vmcall, hv_vmcall_end
+hv_vmcall:
+        GATE    6, hv_vmcall_ud
+        lidt    0x5000
+        mov     $0x1111, %eax
+        mov     $0x2222, %ecx
+        vmmcall
+        out     %eax, $0x81
+2:      jmp     2b
+hv_vmcall_ud:
+        push    %rax
+        mov     $6, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $3, (%rsp)
+        iretq
+hv_vmcall_end:
+
+    # RDMSR 0x40000000 (reports EAX, EDX), WRMSR 0x40000001 of
+    # 0x0123456789abcdef, RDMSR of the APIC base and of EFER (reports EAX).
+    # The #GP handler reports 13 and resumes after the 2-byte instruction.
+    .globl hv_msr, hv_msr_end
+hv_msr:
+        GATE    13, hv_msr_gp
+        lidt    0x5000
+        mov     $0x40000000, %ecx
+        xor     %eax, %eax
+        xor     %edx, %edx
+        rdmsr
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+        mov     $0x40000001, %ecx
+        mov     $0x89abcdef, %eax
+        mov     $0x01234567, %edx
+        wrmsr
+        mov     $0x1b, %ecx
+        rdmsr
+        out     %eax, $0x81
+        mov     $0xc0000080, %ecx
+        rdmsr
+        out     %eax, $0x81
+2:      jmp     2b
+hv_msr_gp:
+        add     $8, %rsp
+        push    %rax
+        mov     $13, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_msr_end:
+
+    # CPUID 0x40000000 subleaf 7, then leaf 0: reports EAX, EBX, ECX, EDX
+    # of each.
+    .macro REPORT4
+        out     %eax, $0x81
+        mov     %ebx, %eax
+        out     %eax, $0x81
+        mov     %ecx, %eax
+        out     %eax, $0x81
+        mov     %edx, %eax
+        out     %eax, $0x81
+    .endm
+    .globl hv_cpuid, hv_cpuid_end
+hv_cpuid:
+        mov     $0x40000000, %eax
+        mov     $7, %ecx
+        cpuid
+        REPORT4
+        xor     %eax, %eax
+        xor     %ecx, %ecx
+        cpuid
+        REPORT4
+2:      jmp     2b
+hv_cpuid_end:
     .popsection
 "#,
     options(att_syntax)
@@ -346,4 +441,18 @@ snippets! {
     kick => hv_kick, hv_kick_end;
     sse => hv_sse, hv_sse_end;
     triple => hv_triple, hv_triple_end;
+    system => hv_system, hv_system_end;
+    vmcall => hv_vmcall, hv_vmcall_end;
+    msr => hv_msr, hv_msr_end;
+    cpuid => hv_cpuid, hv_cpuid_end;
+}
+
+extern "C" {
+    static hv_system_alt: u8;
+}
+
+/// Where `hv_system_alt` lies in the `system` snippet.
+pub fn system_alt_offset() -> u64 {
+    // Both labels are in one section of this binary, in order.
+    core::ptr::addr_of!(hv_system_alt) as u64 - system().as_ptr() as u64
 }

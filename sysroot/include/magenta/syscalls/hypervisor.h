@@ -17,6 +17,25 @@ enum {
     MX_GUEST_TRAP_MEM = 0,
     // I/O ports: `addr + len <= MX_GUEST_IO_SIZE` (ports 0 to 0xFFFF).
     MX_GUEST_TRAP_IO = 1,
+    // MSRs (magnetar): `addr` = the first MSR, `addr + len <= 2^32`,
+    // synchronous only. An RDMSR or WRMSR of a trapped MSR that the kernel
+    // does not virtualize itself (one that would raise #GP) comes back as
+    // a GUEST_MSR packet with RIP past the instruction; for RDMSR the VMM
+    // supplies EDX:EAX with `MX_VCPU_STATE`. To raise #GP instead, move
+    // RIP back 2 bytes with `MX_VCPU_SYSTEM` and call
+    // `mx_vcpu_interrupt(13)`.
+    MX_GUEST_TRAP_MSR = 2,
+    // CPUID leaves (magnetar): `addr` = the first leaf (EAX),
+    // `addr + len <= 2^32`, synchronous only. The kernel computes its
+    // result, writes it to EAX, EBX, ECX and EDX, moves RIP past the
+    // instruction and returns a GUEST_CPUID packet carrying it; the VMM
+    // may overwrite the registers.
+    MX_GUEST_TRAP_CPUID = 3,
+    // VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
+    // port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
+    // GUEST_VMCALL packet with RIP past the instruction; without this
+    // trap VMMCALL raises #UD in the guest.
+    MX_GUEST_TRAP_VMCALL = 5,
 };
 
 // The guest address spaces traps live in (magnetar). A trap outside its
@@ -74,6 +93,9 @@ enum {
     MX_VCPU_STATE = 0,
     // `mx_vcpu_io_t`, write only: the result of a trapped `IN`.
     MX_VCPU_IO = 1,
+    // `mx_vcpu_system_t` (magnetar): read returns every field; write
+    // applies `rip`, `rflags` and `cr3` only.
+    MX_VCPU_SYSTEM = 2,
 };
 
 // General registers of a VCPU (x86).
@@ -127,5 +149,45 @@ typedef struct mx_vcpu_io {
         uint8_t data[4];
     };
 } mx_vcpu_io_t;
+
+// The system state of a VCPU (`MX_VCPU_SYSTEM`, magnetar; x86). Reading
+// returns every field as the guest sees it. Writing applies `rip`,
+// `rflags` and `cr3` only and ignores the other fields: `rflags` must
+// have bit 1 set and no reserved bit (3, 5, 15, 22-63), and `cr3` must be
+// below `MX_GUEST_PHYS_SIZE`, else `MX_ERR_INVALID_ARGS` and nothing
+// changes. Writing CR3 drops the guest's cached translations. Moving
+// RIP ends an interrupt shadow.
+typedef struct mx_vcpu_system {
+    // RIP.
+    uint64_t rip;
+    // RFLAGS.
+    uint64_t rflags;
+    // CR0.
+    uint64_t cr0;
+    // CR2 (the last page-fault address the guest saw).
+    uint64_t cr2;
+    // CR3.
+    uint64_t cr3;
+    // CR4.
+    uint64_t cr4;
+    // EFER (LME, LMA, NXE, SCE as the guest set them).
+    uint64_t efer;
+    // The code segment's base.
+    uint64_t cs_base;
+    // The code segment's limit (bytes - 1, expanded by G).
+    uint32_t cs_limit;
+    // The code segment's selector.
+    uint16_t cs_selector;
+    // The code segment's attributes in the x86 descriptor layout: type
+    // 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15.
+    uint16_t cs_attrib;
+    // The current privilege level, 0-3.
+    uint8_t cpl;
+    // 1 while interrupts are blocked for one instruction (after STI or
+    // MOV SS), else 0.
+    uint8_t interrupt_shadow;
+    // Zero.
+    uint8_t reserved[6];
+} mx_vcpu_system_t;
 
 __END_CDECLS

@@ -22,17 +22,23 @@ __BEGIN_CDECLS
 // `MX_PKT_TYPE_EXCEPTION(n)` (Rust: `pkt_type_exception`).
 
 // Queued by `mx_port_queue`.
-#define MX_PKT_TYPE_USER       0x0u
+#define MX_PKT_TYPE_USER         0x0u
 // From `mx_object_wait_async` with `MX_WAIT_ASYNC_ONCE`.
-#define MX_PKT_TYPE_SIGNAL_ONE 0x1u
+#define MX_PKT_TYPE_SIGNAL_ONE   0x1u
 // From `mx_object_wait_async` with `MX_WAIT_ASYNC_REPEATING`.
-#define MX_PKT_TYPE_SIGNAL_REP 0x2u
+#define MX_PKT_TYPE_SIGNAL_REP   0x2u
 // A guest memory trap.
-#define MX_PKT_TYPE_GUEST_MEM  0x3u
+#define MX_PKT_TYPE_GUEST_MEM    0x3u
 // A guest I/O port trap.
-#define MX_PKT_TYPE_GUEST_IO   0x4u
+#define MX_PKT_TYPE_GUEST_IO     0x4u
+// A guest RDMSR or WRMSR (`MX_GUEST_TRAP_MSR`, magnetar).
+#define MX_PKT_TYPE_GUEST_MSR    0x6u
+// A guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar).
+#define MX_PKT_TYPE_GUEST_CPUID  0x7u
+// A guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar).
+#define MX_PKT_TYPE_GUEST_VMCALL 0x9u
 // The bits of `type` that select the payload.
-#define MX_PKT_TYPE_MASK       0xffu
+#define MX_PKT_TYPE_MASK         0xffu
 
 #define MX_PKT_TYPE_EXCEPTION(n)    (0x05u | (((n) & 0xFFu) << 8))
 
@@ -41,6 +47,9 @@ __BEGIN_CDECLS
 #define MX_PKT_IS_SIGNAL_REP(type)  ((type) == MX_PKT_TYPE_SIGNAL_REP)
 #define MX_PKT_IS_GUEST_MEM(type)   ((type) == MX_PKT_TYPE_GUEST_MEM)
 #define MX_PKT_IS_GUEST_IO(type)    ((type) == MX_PKT_TYPE_GUEST_IO)
+#define MX_PKT_IS_GUEST_MSR(type)   ((type) == MX_PKT_TYPE_GUEST_MSR)
+#define MX_PKT_IS_GUEST_CPUID(type) ((type) == MX_PKT_TYPE_GUEST_CPUID)
+#define MX_PKT_IS_GUEST_VMCALL(type) ((type) == MX_PKT_TYPE_GUEST_VMCALL)
 #define MX_PKT_IS_EXCEPTION(type)   (((type) & MX_PKT_TYPE_MASK) == MX_PKT_TYPE_EXCEPTION(0))
 
 // The longest x86 instruction.
@@ -117,6 +126,61 @@ typedef struct mx_packet_guest_io {
     uint64_t reserved2;
 } mx_packet_guest_io_t;
 
+// Payload of a guest RDMSR or WRMSR (`MX_GUEST_TRAP_MSR`, magnetar). RIP
+// is already past the instruction.
+typedef struct mx_packet_guest_msr {
+    // The MSR (ECX).
+    uint32_t msr;
+    // 1 for WRMSR, 0 for RDMSR.
+    uint8_t write;
+    // Length of the instruction (2).
+    uint8_t inst_len;
+    // Zero.
+    uint16_t reserved;
+    // What WRMSR writes (EDX:EAX); 0 for RDMSR.
+    uint64_t value;
+    // Zero.
+    uint64_t reserved1;
+    // Zero.
+    uint64_t reserved2;
+} mx_packet_guest_msr_t;
+
+// Payload of a guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar): the leaf
+// and subleaf asked for and the kernel's result, already in EAX, EBX,
+// ECX and EDX with RIP past the instruction.
+typedef struct mx_packet_guest_cpuid {
+    // The leaf (EAX).
+    uint32_t leaf;
+    // The subleaf (ECX).
+    uint32_t subleaf;
+    // The kernel's EAX.
+    uint32_t eax;
+    // The kernel's EBX.
+    uint32_t ebx;
+    // The kernel's ECX.
+    uint32_t ecx;
+    // The kernel's EDX.
+    uint32_t edx;
+    // Zero.
+    uint64_t reserved;
+} mx_packet_guest_cpuid_t;
+
+// Payload of a guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar). RIP is
+// already past the instruction; the VMM reads and writes the registers
+// with `MX_VCPU_STATE`.
+typedef struct mx_packet_guest_vmcall {
+    // Length of the instruction (3).
+    uint8_t inst_len;
+    // Zero.
+    uint8_t reserved0[7];
+    // Zero.
+    uint64_t reserved1;
+    // Zero.
+    uint64_t reserved2;
+    // Zero.
+    uint64_t reserved3;
+} mx_packet_guest_vmcall_t;
+
 // A port packet: what `mx_port_wait` and `mx_vcpu_resume` return and
 // `mx_port_queue` takes.
 struct mx_port_packet {
@@ -133,6 +197,9 @@ struct mx_port_packet {
         mx_packet_exception_t exception;
         mx_packet_guest_io_t guest_io;
         mx_packet_guest_mem_t guest_mem;
+        mx_packet_guest_msr_t guest_msr;
+        mx_packet_guest_cpuid_t guest_cpuid;
+        mx_packet_guest_vmcall_t guest_vmcall;
     };
 };
 

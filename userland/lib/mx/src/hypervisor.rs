@@ -24,7 +24,7 @@ use core::fmt;
 use mx_abi::wire::Wire;
 use mx_abi::{
     mx_handle_t, PacketGuestIo, PacketGuestMem, Payload, PortPacket, VcpuCreateArgs, VcpuIo, VcpuState, VcpuStateKind,
-    HANDLE_INVALID, VCPU_FLAGS_APPLY,
+    VcpuSystem, HANDLE_INVALID, VCPU_FLAGS_APPLY,
 };
 
 pub use kcore::x86decode::Mode;
@@ -51,7 +51,7 @@ pub enum Error {
         /// What the decoder said.
         error: DecodeError,
     },
-    /// A packet that is neither GUEST_IO nor GUEST_MEM (its type).
+    /// A packet of a type [`Exit`] does not model (its type).
     UnexpectedPacket(u32),
 }
 
@@ -184,6 +184,38 @@ pub enum Exit {
         /// What the access does.
         instruction: Instruction,
     },
+    /// An RDMSR or WRMSR of a trapped MSR the kernel does not virtualize
+    /// (`TrapKind::Msr`; RIP is past it). For RDMSR, answer with
+    /// [`Vcpu::write_state`] (EDX:EAX).
+    Msr {
+        /// The packet's key (0: MSR traps are synchronous).
+        key: u64,
+        /// The MSR.
+        msr: u32,
+        /// WRMSR (with `value`) or RDMSR.
+        write: bool,
+        /// What WRMSR wrote; 0 for RDMSR.
+        value: u64,
+    },
+    /// A CPUID of a trapped leaf (`TrapKind::Cpuid`; RIP is past it, and the
+    /// kernel's result is already in the registers, which the manager may
+    /// overwrite).
+    Cpuid {
+        /// The packet's key (0: CPUID traps are synchronous).
+        key: u64,
+        /// EAX.
+        leaf: u32,
+        /// ECX.
+        subleaf: u32,
+        /// The kernel's EAX, EBX, ECX, EDX.
+        result: [u32; 4],
+    },
+    /// A VMMCALL (`TrapKind::Vmcall`; RIP is past it): the registers are
+    /// read and written with [`Vcpu::read_state`] and [`Vcpu::write_state`].
+    Vmcall {
+        /// The packet's key (0: VMCALL traps are synchronous).
+        key: u64,
+    },
 }
 
 impl Exit {
@@ -193,6 +225,16 @@ impl Exit {
         match packet.payload() {
             Ok(Payload::GuestIo(io)) => Ok(Exit::from_io(packet.key, &io)),
             Ok(Payload::GuestMem(mem)) => Exit::from_mem(packet.key, &mem, mode),
+            Ok(Payload::GuestMsr(m)) => {
+                Ok(Exit::Msr { key: packet.key, msr: m.msr, write: m.write != 0, value: m.value })
+            }
+            Ok(Payload::GuestCpuid(c)) => Ok(Exit::Cpuid {
+                key: packet.key,
+                leaf: c.leaf,
+                subleaf: c.subleaf,
+                result: [c.eax, c.ebx, c.ecx, c.edx],
+            }),
+            Ok(Payload::GuestVmcall(_)) => Ok(Exit::Vmcall { key: packet.key }),
             _ => Err(Error::UnexpectedPacket(packet.packet_type)),
         }
     }
@@ -214,7 +256,11 @@ impl Exit {
     /// The packet's key.
     pub fn key(&self) -> u64 {
         match self {
-            Exit::Io { key, .. } | Exit::Mem { key, .. } => *key,
+            Exit::Io { key, .. }
+            | Exit::Mem { key, .. }
+            | Exit::Msr { key, .. }
+            | Exit::Cpuid { key, .. }
+            | Exit::Vmcall { key } => *key,
         }
     }
 
@@ -222,7 +268,7 @@ impl Exit {
     pub fn io(&self) -> Option<IoAccess> {
         match *self {
             Exit::Io { key, port, size, input, data } => Some(IoAccess { key, port, size, input, data }),
-            Exit::Mem { .. } => None,
+            _ => None,
         }
     }
 }
@@ -298,6 +344,40 @@ impl Vcpu {
         // SAFETY: `bytes` is valid for its length.
         ok(unsafe {
             sys::mx_vcpu_write_state(self.raw(), VcpuStateKind::State as u32, bytes.as_ptr().cast(), bytes.len() as u32)
+        })
+        .map(drop)
+    }
+
+    /// `mx_vcpu_read_state(MX_VCPU_SYSTEM)`: RIP, RFLAGS, control
+    /// registers, EFER, CS, CPL and the interrupt shadow.
+    pub fn read_system(&self) -> Result<VcpuSystem, Status> {
+        let mut bytes = [0u8; VcpuSystem::SIZE];
+        // SAFETY: `bytes` is valid for its length.
+        ok(unsafe {
+            sys::mx_vcpu_read_state(
+                self.raw(),
+                VcpuStateKind::System as u32,
+                bytes.as_mut_ptr().cast(),
+                bytes.len() as u32,
+            )
+        })?;
+        Ok(VcpuSystem::from_bytes(&bytes))
+    }
+
+    /// `mx_vcpu_write_state(MX_VCPU_SYSTEM)`: applies `rip`, `rflags` and
+    /// `cr3` (the other fields are ignored). `INVALID_ARGS` for RFLAGS
+    /// without bit 1 or with a reserved bit, or a CR3 outside the guest's
+    /// physical space.
+    pub fn write_system(&self, system: &VcpuSystem) -> Result<(), Status> {
+        let bytes = system.to_bytes();
+        // SAFETY: `bytes` is valid for its length.
+        ok(unsafe {
+            sys::mx_vcpu_write_state(
+                self.raw(),
+                VcpuStateKind::System as u32,
+                bytes.as_ptr().cast(),
+                bytes.len() as u32,
+            )
         })
         .map(drop)
     }

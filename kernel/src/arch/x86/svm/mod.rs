@@ -43,7 +43,7 @@ use core::arch::x86_64::__cpuid;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kcore::x86decode::Mode;
 use kcore::x86paging::PagingRegs;
-use mx_abi::Status;
+use mx_abi::{Status, VcpuSystem};
 use npt::NestedTables;
 use vmcb::Page;
 use x86_64::instructions::interrupts;
@@ -70,6 +70,7 @@ const EXIT_IOIO: u64 = 0x7b;
 const EXIT_MSR: u64 = 0x7c;
 const EXIT_SHUTDOWN: u64 = 0x7f;
 const EXIT_VMRUN: u64 = 0x80;
+const EXIT_VMMCALL: u64 = 0x81;
 const EXIT_SKINIT: u64 = 0x86;
 const EXIT_MONITOR: u64 = 0x8a;
 const EXIT_MWAIT_COND: u64 = 0x8c;
@@ -454,6 +455,7 @@ impl SvmVcpu {
             }
             EXIT_MSR => Exit::Msr { write: info1 & 1 != 0 },
             EXIT_SHUTDOWN => Exit::Shutdown,
+            EXIT_VMMCALL => Exit::Vmcall,
             EXIT_VMRUN..=EXIT_SKINIT | EXIT_MONITOR..=EXIT_MWAIT_COND => Exit::Undefined,
             EXIT_XSETBV => Exit::Xsetbv,
             EXIT_NPF => {
@@ -641,6 +643,35 @@ impl VcpuBackend for SvmVcpu {
             attrib & (1 << 10) != 0,
         );
         (base, mode)
+    }
+
+    fn system(&self) -> VcpuSystem {
+        let attrib = self.vmcb.read16(vmcb::CS + vmcb::SEG_ATTRIB);
+        VcpuSystem {
+            rip: self.rip(),
+            rflags: self.rflags(),
+            cr0: self.vmcb.read64(vmcb::CR0),
+            cr2: self.vmcb.read64(vmcb::CR2),
+            cr3: self.vmcb.read64(vmcb::CR3),
+            cr4: self.vmcb.read64(vmcb::CR4),
+            efer: self.vmcb.read64(vmcb::EFER) & !EFER_SVME,
+            cs_base: self.vmcb.read64(vmcb::CS + vmcb::SEG_BASE),
+            cs_limit: self.vmcb.read32(vmcb::CS + vmcb::SEG_LIMIT),
+            cs_selector: self.vmcb.read16(vmcb::CS + vmcb::SEG_SELECTOR),
+            // The VMCB packs AVL, L, D/B and G into bits 8-11; the
+            // descriptor layout has them in 12-15.
+            cs_attrib: (attrib & 0xff) | ((attrib & 0xf00) << 4),
+            cpl: self.vmcb.read8(vmcb::CPL),
+            interrupt_shadow: (self.vmcb.read64(vmcb::INTERRUPT_SHADOW) & 1) as u8,
+            reserved: [0; 6],
+        }
+    }
+
+    fn set_cr3(&mut self, cr3: u64) {
+        self.vmcb.write64(vmcb::CR3, cr3);
+        // A fresh ASID at the next entry: nothing cached under the old CR3
+        // survives, without flushing other guests' translations.
+        self.asid_cpu = NOT_RUNNING;
     }
 
     fn interruptible(&self) -> bool {

@@ -55,6 +55,7 @@ pub const KERNEL_GS_BASE: usize = 0x620;
 pub const SYSENTER_CS: usize = 0x628;
 pub const SYSENTER_ESP: usize = 0x630;
 pub const SYSENTER_EIP: usize = 0x638;
+pub const CR2: usize = 0x640;
 pub const G_PAT: usize = 0x668;
 
 /// Segment field offsets.
@@ -112,6 +113,11 @@ impl Page {
     pub fn write16(&mut self, offset: usize, value: u16) {
         // SAFETY: as for `write64`.
         unsafe { core::ptr::write_volatile(self.ptr(offset, 2) as *mut u16, value) }
+    }
+
+    pub fn read8(&self, offset: usize) -> u8 {
+        // SAFETY: as for `read64`.
+        unsafe { core::ptr::read_volatile(self.ptr(offset, 1) as *const u8) }
     }
 
     pub fn write8(&mut self, offset: usize, value: u8) {
