@@ -25,6 +25,7 @@ cases![
     unmap_pages,
     unmap_unmapped_is_silent,
     unmap_uninitialized,
+    unmap_not_a_child,
     unmap_unknown_id,
     unmap_target_outside_gpa_space,
 ];
@@ -187,6 +188,11 @@ fn unmap_unmapped_is_silent(ctx: &Ctx) -> Outcome {
 fn unmap_uninitialized(ctx: &Ctx) -> Outcome {
     let child = Child::new(ctx)?;
     expect_status!(ctx.unmap(child.id, 0, 1), INVALID_PARTITION_STATE);
+    Ok(())
+}
+
+fn unmap_not_a_child(ctx: &Ctx) -> Outcome {
+    expect_status!(ctx.unmap(ctx.root_id, 0x100, 1), ACCESS_DENIED);
     Ok(())
 }
 

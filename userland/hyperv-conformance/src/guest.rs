@@ -28,6 +28,8 @@ cases![
     memory_pool_needs_privilege,
     create_partition_needs_privilege,
     create_partition_too_deep,
+    parent_only_calls_denied,
+    own_vp_registers_readable,
     signal_event_fast_and_slow_to_root,
     signal_event_needs_privilege,
     signal_event_raises_only_when_clear,
@@ -266,6 +268,136 @@ fn create_partition_too_deep(ctx: &Ctx) -> Outcome {
     expect_guest(&vm, 2, HvStatus::PARTITION_TOO_DEEP)?;
     expect_eq!(vm.child.balance()?, (2, 21));
     expect_eq!(ctx.next_child(vm.id(), 0).1, 0);
+    Ok(())
+}
+
+fn parent_only_calls_denied(ctx: &Ctx) -> Outcome {
+    // From the child, on itself: calls only a parent (or a root on itself,
+    // or the holder of a privilege the child lacks) may make.
+    let vm = Vm::new(ctx, 2)?;
+    let me = abi::PARTITION_ID_SELF;
+    let inputs: [(u16, Vec<u8>, u16); 11] = [
+        (
+            call::GET_PARTITION_PROPERTY,
+            abi::GetPartitionPropertyIn { partition_id: me, property_code: abi::property::PRIVILEGE_FLAGS, padding: 0 }
+                .to_bytes()
+                .to_vec(),
+            0,
+        ),
+        (
+            call::SET_PARTITION_PROPERTY,
+            abi::SetPartitionPropertyIn {
+                partition_id: me,
+                property_code: abi::property::PRIVILEGE_FLAGS,
+                padding: 0,
+                property_value: privilege::ALL,
+            }
+            .to_bytes()
+            .to_vec(),
+            0,
+        ),
+        (call::INITIALIZE_PARTITION, abi::PartitionIdIn { partition_id: me }.to_bytes().to_vec(), 0),
+        (call::FINALIZE_PARTITION, abi::PartitionIdIn { partition_id: me }.to_bytes().to_vec(), 0),
+        (
+            call::WITHDRAW_MEMORY,
+            abi::WithdrawMemoryIn { partition_id: me, proximity_domain_info: Default::default() }.to_bytes().to_vec(),
+            1,
+        ),
+        (
+            call::INSTALL_INTERCEPT,
+            abi::InstallInterceptIn {
+                partition_id: me,
+                access_type: 3,
+                intercept_type: abi::intercept::X64_IO_PORT,
+                intercept_parameter: 0x80,
+            }
+            .to_bytes()
+            .to_vec(),
+            0,
+        ),
+        (
+            call::CREATE_VP,
+            abi::CreateVpIn {
+                partition_id: me,
+                vp_index: 1,
+                padding: 0,
+                proximity_domain_info: Default::default(),
+                flags: 0,
+            }
+            .to_bytes()
+            .to_vec(),
+            0,
+        ),
+        (
+            call::UNMAP_GPA_PAGES,
+            abi::UnmapGpaPagesIn { target_partition_id: me, target_gpa_base: 0 }.to_bytes().to_vec(),
+            1,
+        ),
+        (
+            call::SET_VP_REGISTERS,
+            [
+                abi::VpRegistersIn { partition_id: me, vp_index: abi::VP_INDEX_SELF, padding: 0 }.to_bytes().to_vec(),
+                abi::RegisterAssoc { name: abi::reg::RAX, reserved: [0; 12], value: 1 }.to_bytes().to_vec(),
+            ]
+            .concat(),
+            1,
+        ),
+        (
+            call::CREATE_PORT,
+            abi::CreatePortIn {
+                port_partition_id: me,
+                port_id: 1,
+                padding: 0,
+                connection_partition_id: ctx.root_id,
+                port_info: PortInfo::message(1, abi::VP_INDEX_ANY),
+            }
+            .to_bytes()
+            .to_vec(),
+            0,
+        ),
+        (
+            call::DISCONNECT_PORT,
+            abi::DisconnectPortIn { connection_partition_id: me, connection_id: 1, padding: 0 }.to_bytes().to_vec(),
+            0,
+        ),
+    ];
+    // Each input on its own page-offset slot of the input page (256 bytes apart).
+    let mut ops = Vec::from(enable_hypercalls());
+    for (i, (code, input, reps)) in inputs.iter().enumerate() {
+        let at = script::INPUT + 256 * i as u64;
+        vm.write(at, input);
+        let control = if *reps > 0 { Control::rep(*code, *reps, 0) } else { Control::simple(*code) };
+        ops.push(Op::Hypercall { control: control.raw(), input: at, output: script::OUTPUT });
+    }
+    let before = vm.child.balance()?;
+    vm.run(&ops)?;
+    for (i, (code, _, _)) in inputs.iter().enumerate() {
+        let got = status(&vm, i + 2);
+        expect!(got == HvStatus::ACCESS_DENIED, "code {code:#x}: {got:?}");
+    }
+    expect_eq!(vm.child.balance()?, before);
+    expect_eq!(ctx.privileges(vm.id()).1, privilege::CHILD_DEFAULT);
+    Ok(())
+}
+
+fn own_vp_registers_readable(ctx: &Ctx) -> Outcome {
+    // A guest may read its own VP's registers (HV_VP_INDEX_SELF of itself).
+    let vm = Vm::new(ctx, 0)?;
+    let header = abi::VpRegistersIn { partition_id: abi::PARTITION_ID_SELF, vp_index: abi::VP_INDEX_SELF, padding: 0 };
+    let mut input = header.to_bytes().to_vec();
+    input.extend_from_slice(&abi::reg::R14.to_le_bytes());
+    input.extend_from_slice(&abi::reg::RSI.to_le_bytes());
+    vm.write(script::INPUT, &input);
+    let mut ops = Vec::from(enable_hypercalls());
+    let control = Control::rep(call::GET_VP_REGISTERS, 2, 0).raw();
+    ops.push(Op::Hypercall { control, input: script::INPUT, output: script::OUTPUT });
+    vm.run(&ops)?;
+    let r = abi::HvResult::from_raw(vm.result(2, 0));
+    expect_eq!(r, abi::HvResult::new(HvStatus::SUCCESS, 2));
+    let out = vm.read(script::OUTPUT, 32);
+    // R14 is the mailbox; RSI the op being run (op 2).
+    expect_eq!(mem::qword(&out, 0), script::MAILBOX);
+    expect_eq!(mem::qword(&out, 16), script::OPS + 2 * script::OP_SIZE);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ cases![
     create_reserved_proximity_bits,
     create_proximity_domain,
     ids_never_reused,
+    create_no_resources_at_limit,
     initialize_draws_sixteen_pages,
     initialize_insufficient_memory_then_deposit,
     initialize_fast,
@@ -137,6 +138,39 @@ fn ids_never_reused(ctx: &Ctx) -> Outcome {
         expect_status!(ctx.balance(id), INVALID_PARTITION_ID);
     }
     Ok(())
+}
+
+fn create_no_resources_at_limit(ctx: &Ctx) -> Outcome {
+    // The server keeps a bounded number of partitions: creating past it is
+    // NO_RESOURCES (an implementation limit), takes no page, and deleting
+    // one makes room again.
+    const CAP: usize = 4096;
+    let mut made = Vec::new();
+    let result = (|| -> Outcome {
+        loop {
+            ok!(ctx.root_pool_at_least(1));
+            let (r, id) = ctx.create_partition();
+            if r.status == HvStatus::NO_RESOURCES {
+                break;
+            }
+            expect_status!(r, SUCCESS);
+            made.push(id);
+            expect!(made.len() < CAP, "no limit after {CAP} partitions");
+        }
+        let before = ctx.balance(ctx.root_id).1;
+        expect_status!(ctx.create_partition(), NO_RESOURCES);
+        expect_eq!(ctx.balance(ctx.root_id).1, before);
+        let last = made.pop().ok_or("the limit is zero")?;
+        expect_status!(ctx.delete(last), SUCCESS);
+        let (r, id) = ctx.create_partition();
+        expect_status!(r, SUCCESS);
+        made.push(id);
+        Ok(())
+    })();
+    for id in made {
+        let _ = ctx.delete(id);
+    }
+    result
 }
 
 fn initialize_draws_sixteen_pages(ctx: &Ctx) -> Outcome {

@@ -45,6 +45,7 @@ cases![
     post_message_port_deleted,
     post_message_synic_disabled,
     post_message_sixteen_buffers,
+    post_and_signal_target_vp_gone,
     signal_event_sets_flag,
     signal_event_flag_out_of_range,
     signal_event_wrong_port_type,
@@ -424,6 +425,22 @@ fn post_message_sixteen_buffers(ctx: &Ctx) -> Outcome {
     expect_eq!(u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]), 0x100);
     expect_eq!(slot[16], 0);
     expect_status!(ctx.disconnect(ctx.root_id, 76), SUCCESS);
+    Ok(())
+}
+
+fn post_and_signal_target_vp_gone(ctx: &Ctx) -> Outcome {
+    let child = Child::active(ctx, 2 + crate::vm::VP_PAGES)?;
+    expect_status!(ctx.create_vp(child.id, 2), SUCCESS);
+    expect_status!(ctx.create_port(child.id, 1, ctx.root_id, PortInfo::message(1, 2)), SUCCESS);
+    expect_status!(ctx.create_port(child.id, 2, ctx.root_id, PortInfo::event(1, 2, 0, 1)), SUCCESS);
+    ctx.root_pool_at_least(2).map_err(|r| alloc::format!("{r:?}"))?;
+    expect_status!(ctx.connect(ctx.root_id, 86, child.id, 1, port_type::MESSAGE), SUCCESS);
+    expect_status!(ctx.connect(ctx.root_id, 87, child.id, 2, port_type::EVENT), SUCCESS);
+    expect_status!(ctx.delete_vp(child.id, 2), SUCCESS);
+    expect_status!(ctx.post(86, 1, 0, &[]), INVALID_VP_INDEX);
+    expect_status!(ctx.signal(87, 0), INVALID_VP_INDEX);
+    expect_status!(ctx.disconnect(ctx.root_id, 86), SUCCESS);
+    expect_status!(ctx.disconnect(ctx.root_id, 87), SUCCESS);
     Ok(())
 }
 

@@ -28,6 +28,7 @@ cases![
     set_registers_stops_at_bad_element,
     registers_unknown_vp,
     registers_unknown_id,
+    registers_not_a_child,
     registers_uninitialized,
     suspend_registers_values,
     explicit_suspend_runs_and_stops,
@@ -105,6 +106,7 @@ fn create_vp_not_a_child(ctx: &Ctx) -> Outcome {
     ctx.root_pool_at_least(VP_PAGES as u64).map_err(|r| alloc::format!("{r:?}"))?;
     let before = ctx.balance(ctx.root_id).1;
     expect_status!(ctx.create_vp(ctx.root_id, 0), ACCESS_DENIED);
+    expect_status!(ctx.delete_vp(ctx.root_id, 0), ACCESS_DENIED);
     expect_eq!(ctx.balance(ctx.root_id).1, before);
     Ok(())
 }
@@ -216,6 +218,14 @@ fn registers_unknown_id(ctx: &Ctx) -> Outcome {
         expect!(ctx.get_regs(id, 0, &[reg::RIP]).0.status == HvStatus::INVALID_PARTITION_ID, "get {id:#x}");
         expect!(ctx.set_regs(id, 0, &[(reg::RIP, 0)]).status == HvStatus::INVALID_PARTITION_ID, "set {id:#x}");
     }
+    Ok(())
+}
+
+fn registers_not_a_child(ctx: &Ctx) -> Outcome {
+    // Our own partition has no VPs of a child; the root's VP 0 is not ours to read.
+    expect_status!(ctx.get_regs(ctx.root_id, 0, &[reg::RIP]), ACCESS_DENIED);
+    expect_status!(ctx.set_regs(ctx.root_id, 0, &[(reg::RIP, 0)]), ACCESS_DENIED);
+    expect_status!(ctx.get_regs(abi::PARTITION_ID_SELF, abi::VP_INDEX_SELF, &[reg::RIP]), ACCESS_DENIED);
     Ok(())
 }
 
