@@ -170,6 +170,7 @@ fn create_no_resources_at_limit(ctx: &Ctx) -> Outcome {
     for id in made {
         let _ = ctx.delete(id);
     }
+    ctx.drain(ctx.root_id);
     result
 }
 
