@@ -61,7 +61,7 @@ sysroot:
 
 # The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
 userland: setup-rust vdso sysroot
-	$(CARGO) build -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-conformance --target $(TARGET) --release
+	$(CARGO) build -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke -p hyperv-conformance --target $(TARGET) --release
 	@mkdir -p build/bootfs
 	as --64 -o build/guest-hello.o userland/guests/hello/guest.s
 	ld -Ttext=0x10000 -e _start --oformat binary -o build/bootfs/guest.bin build/guest-hello.o
@@ -79,9 +79,12 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/guest-manager build/bootfs/guest-manager
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
 	objcopy --strip-debug $(USER_OUT)/hyperv-conformance build/bootfs/hyperv-conformance
-	printf 'bin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
+	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
-	printf 'bin/hyperv-server +service=hyperv +resource\nbin/hyperv-conformance +hyperv\n' > build/bootfs/hyperv.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-conformance +hyperv\n' > build/bootfs/hyperv.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
 	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
 	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
@@ -95,6 +98,8 @@ userland: setup-rust vdso sysroot
 		build/bootfs/fuzz=bin/fuzz build/bootfs/fuzz.rc=etc/fuzz.rc build/bootfs/fuzz-fault.rc=etc/fuzz-fault.rc \
 		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
 		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc \
+		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/hyperv-smoke=bin/hyperv-smoke \
+		build/bootfs/hyperv-smoke.rc=etc/hyperv-smoke.rc \
 		build/bootfs/hyperv-conformance=bin/hyperv-conformance build/bootfs/hyperv.rc=etc/hyperv.rc
 
 # With PROGRAM=path: build/bootfs.img holds init and that program, which init.rc names; it gets
@@ -144,7 +149,7 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p hv -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-conformance --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p hv -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke -p hyperv-conformance --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean

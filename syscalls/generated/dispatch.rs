@@ -1632,13 +1632,13 @@ pub trait SyscallHandler {
     ///
     /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
     /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
-    /// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
-    /// and IO only), every access
+    /// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+    /// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
     /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
     /// preallocated for the trap, and the VCPU pauses while they are all
     /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
-    /// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+    /// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+    /// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
     /// the kind's range and before overlaps.
     ///
     /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `port`: MX_OBJ_TYPE_PORT; WRITE; `None` for MX_HANDLE_INVALID.
@@ -1656,11 +1656,13 @@ pub trait SyscallHandler {
     /// - `MX_ERR_OUT_OF_RANGE`: MEM: `addr + len > MX_GUEST_PHYS_SIZE`
     /// - `MX_ERR_OUT_OF_RANGE`: IO: `addr + len > MX_GUEST_IO_SIZE` (0x10000)
     /// - `MX_ERR_OUT_OF_RANGE`: MSR, CPUID: `addr + len > 2^32`
+    /// - `MX_ERR_OUT_OF_RANGE`: EXCEPTION: `addr + len > 32`
+    /// - `MX_ERR_INVALID_ARGS`: EXCEPTION: the range holds vector 2 (NMI) or 18 (#MC), which cannot be trapped
     /// - `MX_ERR_OUT_OF_RANGE`: VMCALL: `addr + len > 1`
-    /// - `MX_ERR_INVALID_ARGS`: MSR, CPUID, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)
+    /// - `MX_ERR_INVALID_ARGS`: MSR, CPUID, EXCEPTION, VMCALL: `port` is not MX_HANDLE_INVALID (synchronous only)
     /// - `MX_ERR_ALREADY_EXISTS`: the range intersects a trap of the same kind
     /// - `MX_ERR_NO_MEMORY`
-    /// - `MX_ERR_INVALID_ARGS`: `kind` is none of MEM, IO, MSR, CPUID, VMCALL
+    /// - `MX_ERR_INVALID_ARGS`: `kind` is none of MEM, IO, MSR, CPUID, EXCEPTION, VMCALL
     fn guest_set_trap(
         &mut self,
         guest: HandleArg,
@@ -1699,10 +1701,12 @@ pub trait SyscallHandler {
     /// #115 `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet)` (scope `G`).
     ///
     /// Runs the guest until an exit user space must handle, then fills
-    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
-    /// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
+    /// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+    /// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+    /// zero). Accesses to traps with a port go through the port and the
     /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-    /// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+    /// past the instruction, except for GUEST_EXCEPTION (at the instruction
+    /// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
     /// value with `MX_VCPU_IO`.
     ///
     /// Handles (lookup checks): `vcpu`: MX_OBJ_TYPE_VCPU; EXECUTE.

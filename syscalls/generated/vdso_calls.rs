@@ -3061,13 +3061,13 @@ pub unsafe fn mx_guest_create(
 
 /// Sets a trap on `[addr, addr + len)` of a guest address space (`kind`:
 /// `MX_GUEST_TRAP_MEM`, `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`,
-/// `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`). With a port (MEM
-/// and IO only), every access
+/// `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+/// `MX_GUEST_TRAP_VMCALL`). With a port (MEM and IO only), every access
 /// queues a packet with `key` from `MX_GUEST_TRAP_POOL_SIZE` packets
 /// preallocated for the trap, and the VCPU pauses while they are all
 /// queued (see `syscalls/hypervisor.h`). With `MX_HANDLE_INVALID`, the
-/// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID and
-/// VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
+/// packet comes back from `mx_vcpu_resume` with key 0. MSR, CPUID,
+/// EXCEPTION and VMCALL traps are synchronous only: a port is `MX_ERR_INVALID_ARGS`, checked after
 /// the kind's range and before overlaps.
 ///
 /// C: `mx_status_t mx_guest_set_trap(mx_handle_t guest, uint32_t kind, mx_vaddr_t addr, size_t len, mx_handle_t port, uint64_t key);`.
@@ -3127,10 +3127,12 @@ pub unsafe fn mx_vcpu_create(
 }
 
 /// Runs the guest until an exit user space must handle, then fills
-/// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID or
-/// GUEST_VMCALL packet (key 0, status 0, unused bytes zero). Accesses to traps with a port go through the port and the
+/// `*packet` with a GUEST_MEM, GUEST_IO, GUEST_MSR, GUEST_CPUID,
+/// GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused bytes
+/// zero). Accesses to traps with a port go through the port and the
 /// guest runs on, pausing here while the trap's packet pool is empty. The guest RIP is already
-/// past the instruction. For a 4-byte `IN`, guest RAX is zeroed; supply the
+/// past the instruction, except for GUEST_EXCEPTION (at the instruction
+/// that raised it). For a 4-byte `IN`, guest RAX is zeroed; supply the
 /// value with `MX_VCPU_IO`.
 ///
 /// C: `mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet);`.

@@ -154,6 +154,7 @@ pub const HEADERS: &[HeaderDecl] = &[
             I::Struct(&PacketGuestIo::C),
             I::Struct(&PacketGuestMsr::C),
             I::Struct(&PacketGuestCpuid::C),
+            I::Struct(&PacketGuestException::C),
             I::Struct(&PacketGuestVmcall::C),
             I::Struct(&PortPacket::C),
         ],

@@ -26,6 +26,18 @@ c_enum! {
         /// instruction and returns a GUEST_CPUID packet carrying it; the VMM
         /// may overwrite the registers.
         Cpuid = 3 => "MX_GUEST_TRAP_CPUID",
+        /// Exception vectors (magnetar): `addr` = the first vector,
+        /// `addr + len <= 32`, synchronous only; vectors 2 (NMI) and 18 (#MC)
+        /// cannot be trapped (`MX_ERR_INVALID_ARGS`). An exception the guest
+        /// raises on a trapped vector (including the #UD and #GP the kernel
+        /// raises for the guest's instructions) is not delivered: it comes
+        /// back as a GUEST_EXCEPTION packet with RIP at the instruction that
+        /// raised it, also for the trap-type #BP (INT3) and #OF (INTO): to
+        /// deliver those, move RIP past the instruction first. The VMM may
+        /// re-raise it with `mx_vcpu_interrupt`; events raised that way are
+        /// delivered, never trapped again. A #PF re-raised so has error
+        /// code 0 and leaves CR2 as it was.
+        Exception = 4 => "MX_GUEST_TRAP_EXCEPTION",
         /// VMMCALL (magnetar): `addr` 0, `len` 1, synchronous only (no
         /// port). A guest VMMCALL comes back from `mx_vcpu_resume` as a
         /// GUEST_VMCALL packet with RIP past the instruction; without this

@@ -39,6 +39,8 @@ c_consts! {
         pub const PKT_TYPE_GUEST_MSR: u32 = 0x06 => "MX_PKT_TYPE_GUEST_MSR";
         /// A guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar).
         pub const PKT_TYPE_GUEST_CPUID: u32 = 0x07 => "MX_PKT_TYPE_GUEST_CPUID";
+        /// A guest exception (`MX_GUEST_TRAP_EXCEPTION`, magnetar).
+        pub const PKT_TYPE_GUEST_EXCEPTION: u32 = 0x08 => "MX_PKT_TYPE_GUEST_EXCEPTION";
         /// A guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar).
         pub const PKT_TYPE_GUEST_VMCALL: u32 = 0x09 => "MX_PKT_TYPE_GUEST_VMCALL";
         /// The bits of `type` that select the payload.
@@ -62,6 +64,7 @@ pub const C_PKT_MACROS: &str = "\
 #define MX_PKT_IS_GUEST_IO(type)    ((type) == MX_PKT_TYPE_GUEST_IO)
 #define MX_PKT_IS_GUEST_MSR(type)   ((type) == MX_PKT_TYPE_GUEST_MSR)
 #define MX_PKT_IS_GUEST_CPUID(type) ((type) == MX_PKT_TYPE_GUEST_CPUID)
+#define MX_PKT_IS_GUEST_EXCEPTION(type) ((type) == MX_PKT_TYPE_GUEST_EXCEPTION)
 #define MX_PKT_IS_GUEST_VMCALL(type) ((type) == MX_PKT_TYPE_GUEST_VMCALL)
 #define MX_PKT_IS_EXCEPTION(type)   (((type) & MX_PKT_TYPE_MASK) == MX_PKT_TYPE_EXCEPTION(0))";
 
@@ -212,6 +215,29 @@ c_struct! {
 }
 
 c_struct! {
+    /// Payload of a guest exception (`MX_GUEST_TRAP_EXCEPTION`, magnetar):
+    /// not delivered, RIP at the instruction that raised it.
+    pub struct PacketGuestException as mx_packet_guest_exception_t, size 32;
+    {
+        /// The vector, 0-31.
+        @0 pub vector: u8 as "uint8_t vector";
+        /// 1 if the exception has an error code.
+        @1 pub error_code_valid: u8 as "uint8_t error_code_valid";
+        /// Zero.
+        @2 pub reserved: u16 as "uint16_t reserved";
+        /// The error code (0 without one).
+        @4 pub error_code: u32 as "uint32_t error_code";
+        /// #PF: the faulting linear address (the guest's CR2 is unchanged);
+        /// otherwise 0.
+        @8 pub cr2: u64 as "uint64_t cr2";
+        /// Zero.
+        @16 pub reserved1: u64 as "uint64_t reserved1";
+        /// Zero.
+        @24 pub reserved2: u64 as "uint64_t reserved2";
+    }
+}
+
+c_struct! {
     /// Payload of a guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar). RIP is
     /// already past the instruction; the VMM reads and writes the registers
     /// with `MX_VCPU_STATE`.
@@ -245,7 +271,7 @@ c_struct! {
         @16 pub payload: PacketUser as "mx_packet_user_t user" | "mx_packet_signal_t signal"
             | "mx_packet_exception_t exception" | "mx_packet_guest_io_t guest_io" | "mx_packet_guest_mem_t guest_mem"
             | "mx_packet_guest_msr_t guest_msr" | "mx_packet_guest_cpuid_t guest_cpuid"
-            | "mx_packet_guest_vmcall_t guest_vmcall";
+            | "mx_packet_guest_exception_t guest_exception" | "mx_packet_guest_vmcall_t guest_vmcall";
     }
 }
 
@@ -266,6 +292,8 @@ pub enum Payload {
     GuestMsr(PacketGuestMsr),
     /// `MX_PKT_TYPE_GUEST_CPUID`.
     GuestCpuid(PacketGuestCpuid),
+    /// `MX_PKT_TYPE_GUEST_EXCEPTION`.
+    GuestException(PacketGuestException),
     /// `MX_PKT_TYPE_GUEST_VMCALL`.
     GuestVmcall(PacketGuestVmcall),
     /// `MX_PKT_TYPE_EXCEPTION(n)` with the exception number `n`.
@@ -283,6 +311,7 @@ impl Payload {
             Self::GuestIo(_) => PKT_TYPE_GUEST_IO,
             Self::GuestMsr(_) => PKT_TYPE_GUEST_MSR,
             Self::GuestCpuid(_) => PKT_TYPE_GUEST_CPUID,
+            Self::GuestException(_) => PKT_TYPE_GUEST_EXCEPTION,
             Self::GuestVmcall(_) => PKT_TYPE_GUEST_VMCALL,
             Self::Exception(n, _) => pkt_type_exception(u32::from(*n)),
         }
@@ -296,6 +325,7 @@ impl Payload {
             Self::GuestIo(p) => recast(p),
             Self::GuestMsr(p) => recast(p),
             Self::GuestCpuid(p) => recast(p),
+            Self::GuestException(p) => recast(p),
             Self::GuestVmcall(p) => recast(p),
             Self::Exception(_, p) => recast(p),
         }
@@ -321,6 +351,7 @@ impl PortPacket {
             PKT_TYPE_GUEST_IO => recast(raw).map(Payload::GuestIo),
             PKT_TYPE_GUEST_MSR => recast(raw).map(Payload::GuestMsr),
             PKT_TYPE_GUEST_CPUID => recast(raw).map(Payload::GuestCpuid),
+            PKT_TYPE_GUEST_EXCEPTION => recast(raw).map(Payload::GuestException),
             PKT_TYPE_GUEST_VMCALL => recast(raw).map(Payload::GuestVmcall),
             _ if t & PKT_TYPE_MASK == pkt_type_exception(0) && t >> 16 == 0 => {
                 recast(raw).map(|p| Payload::Exception((t >> 8) as u8, p))

@@ -3,7 +3,8 @@
 //! A guest has independent address spaces that traps live in: guest
 //! physical memory ([`TRAP_MEM`]), the x86 I/O port space ([`TRAP_IO`]) and,
 //! for synchronous traps only, MSRs ([`TRAP_MSR`]), CPUID leaves
-//! ([`TRAP_CPUID`]) and VMMCALL ([`TRAP_VMCALL`], a space of one address, 0).
+//! ([`TRAP_CPUID`]), exception vectors ([`TRAP_EXCEPTION`]) and VMMCALL
+//! ([`TRAP_VMCALL`], a space of one address, 0).
 //! Each space keeps its traps in a vector sorted by start address whose
 //! ranges never intersect, so [`TrapMap::lookup`] is a binary search: O(log n),
 //! no allocation, no lock-free trickery. Insertion is O(n) (a `memmove`), which
@@ -22,8 +23,10 @@
 //!    - [`TRAP_IO`]: `addr + len > 0x10000` → `OutOfRange` (ports 0 to 0xFFFF
 //!      inclusive, decision 3: port 0xFFFF itself can be trapped).
 //!    - [`TRAP_MSR`], [`TRAP_CPUID`]: `addr + len > 2^32` → `OutOfRange`;
-//!      [`TRAP_VMCALL`]: `addr + len > 1` → `OutOfRange`; then, for these
-//!      synchronous-only kinds, a port → `InvalidArgs`.
+//!      [`TRAP_EXCEPTION`]: `addr + len > 32` → `OutOfRange`, then a range
+//!      holding vector 2 (NMI) or 18 (#MC), which cannot be trapped →
+//!      `InvalidArgs`; [`TRAP_VMCALL`]: `addr + len > 1` → `OutOfRange`;
+//!      then, for these synchronous-only kinds, a port → `InvalidArgs`.
 //!    - any other kind → `InvalidArgs`.
 //! 4. The range intersects a trap of the same kind → [`TrapError::AlreadyExists`]
 //!    (`MX_ERR_ALREADY_EXISTS`, decision 4). Adjacent ranges do not intersect.
@@ -46,6 +49,13 @@ pub const TRAP_MSR: u32 = 2;
 pub const TRAP_CPUID: u32 = 3;
 /// Size of the MSR and CPUID spaces: every 32-bit number.
 pub const MSR_SPACE_SIZE: u64 = 1 << 32;
+/// `MX_GUEST_TRAP_EXCEPTION`: a range of exception vectors.
+pub const TRAP_EXCEPTION: u32 = 4;
+/// Size of the exception space: vectors 0-31.
+pub const EXCEPTION_SPACE_SIZE: u64 = 32;
+/// Vectors an exception trap may not cover (bit n = vector n): 2, the NMI,
+/// is no exception a guest instruction raises, and 18, #MC, is the host's.
+pub const UNTRAPPABLE_EXCEPTIONS: u32 = (1 << 2) | (1 << 18);
 /// `MX_GUEST_TRAP_VMCALL`: the VMMCALL instruction (address 0, length 1).
 pub const TRAP_VMCALL: u32 = 5;
 /// Size of the VMCALL space: the one address 0.
@@ -69,12 +79,14 @@ pub enum TrapKind {
     Msr,
     /// CPUID leaves (`MX_GUEST_TRAP_CPUID`).
     Cpuid,
+    /// Exception vectors (`MX_GUEST_TRAP_EXCEPTION`).
+    Exception,
     /// VMMCALL (`MX_GUEST_TRAP_VMCALL`).
     Vmcall,
 }
 
 /// Number of trap kinds (spaces).
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 impl TrapKind {
     /// The kind for a raw `kind` argument, if it is one.
@@ -84,6 +96,7 @@ impl TrapKind {
             TRAP_IO => Some(TrapKind::Io),
             TRAP_MSR => Some(TrapKind::Msr),
             TRAP_CPUID => Some(TrapKind::Cpuid),
+            TRAP_EXCEPTION => Some(TrapKind::Exception),
             TRAP_VMCALL => Some(TrapKind::Vmcall),
             _ => None,
         }
@@ -96,6 +109,7 @@ impl TrapKind {
             TrapKind::Io => TRAP_IO,
             TrapKind::Msr => TRAP_MSR,
             TrapKind::Cpuid => TRAP_CPUID,
+            TrapKind::Exception => TRAP_EXCEPTION,
             TrapKind::Vmcall => TRAP_VMCALL,
         }
     }
@@ -112,9 +126,21 @@ impl TrapKind {
             TrapKind::Io => 1,
             TrapKind::Msr => 2,
             TrapKind::Cpuid => 3,
-            TrapKind::Vmcall => 4,
+            TrapKind::Exception => 4,
+            TrapKind::Vmcall => 5,
         }
     }
+}
+
+/// The vectors `[addr, addr + len)` as a bit set (bit n = vector n), for
+/// a range inside the exception space.
+pub fn exception_bits(addr: u64, len: u64) -> u32 {
+    if addr >= EXCEPTION_SPACE_SIZE || len == 0 {
+        return 0;
+    }
+    let end = addr.saturating_add(len).min(EXCEPTION_SPACE_SIZE);
+    let below_end = if end == 32 { u32::MAX } else { (1u32 << end) - 1 };
+    below_end & !((1u32 << addr) - 1)
 }
 
 /// Why `set_trap` failed. Each variant is exactly one `mx_status_t`.
@@ -226,11 +252,15 @@ impl<P> TrapMap<P> {
             Some(kind) => {
                 let size = match kind {
                     TrapKind::Msr | TrapKind::Cpuid => MSR_SPACE_SIZE,
+                    TrapKind::Exception => EXCEPTION_SPACE_SIZE,
                     TrapKind::Vmcall => VMCALL_SPACE_SIZE,
                     TrapKind::Mem | TrapKind::Io => unreachable!("handled above"),
                 };
                 if end > size {
                     return Err(TrapError::OutOfRange);
+                }
+                if kind == TrapKind::Exception && exception_bits(addr, len) & UNTRAPPABLE_EXCEPTIONS != 0 {
+                    return Err(TrapError::InvalidArgs);
                 }
                 if has_port && kind.synchronous_only() {
                     return Err(TrapError::InvalidArgs);
@@ -439,6 +469,38 @@ mod tests {
         let mut m = map();
         assert_eq!(m.set_trap(TRAP_MSR, 0, 1 << 32, 1, None), Ok(()));
         assert!(m.lookup(TrapKind::Msr, 0).is_some() && m.lookup(TrapKind::Msr, u64::from(u32::MAX)).is_some());
+    }
+
+    #[test]
+    fn exception_space_and_untrappable_vectors() {
+        let mut m = map();
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 0, 33, 1, None), Err(TrapError::OutOfRange));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 32, 1, 1, None), Err(TrapError::OutOfRange));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 2, 1, 1, None), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 18, 1, 1, None), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 0, 32, 1, None), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 16, 4, 1, None), Err(TrapError::InvalidArgs));
+        // The range comes before the vector rule, which comes before the port.
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 18, 15, 1, Some(1)), Err(TrapError::OutOfRange));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 3, 1, 1, Some(1)), Err(TrapError::InvalidArgs));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 0, 2, 1, None), Ok(()));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 3, 15, 2, None), Ok(()));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 19, 13, 3, None), Ok(()));
+        assert_eq!(m.set_trap(TRAP_EXCEPTION, 14, 1, 4, None), Err(TrapError::AlreadyExists));
+        assert_eq!(m.lookup(TrapKind::Exception, 14).map(|t| t.key), Some(2));
+        assert_eq!(m.lookup(TrapKind::Exception, 2), None);
+        assert_eq!(m.lookup(TrapKind::Exception, 31).map(|t| t.key), Some(3));
+    }
+
+    #[test]
+    fn exception_bits_cover_the_range() {
+        assert_eq!(exception_bits(0, 32), u32::MAX);
+        assert_eq!(exception_bits(14, 1), 1 << 14);
+        assert_eq!(exception_bits(3, 2), 0b11000);
+        assert_eq!(exception_bits(31, 1), 1 << 31);
+        assert_eq!(exception_bits(30, u64::MAX), 0b11 << 30);
+        assert_eq!(exception_bits(32, 1), 0);
+        assert_eq!(exception_bits(5, 0), 0);
     }
 
     use crate::test_rng::Rng;

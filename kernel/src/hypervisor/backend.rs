@@ -43,6 +43,10 @@ pub enum Event {
     },
     /// An external interrupt (only when the guest can take it).
     External(u8),
+    /// A software interrupt (INT3, INTO or INT n completed for the guest):
+    /// delivered with the gate's DPL check, pushing RIP as it is (already
+    /// past the instruction).
+    Software(u8),
 }
 
 /// Why the guest stopped running.
@@ -74,6 +78,15 @@ pub enum Exit {
     NoOp { len: u8 },
     /// VMMCALL (3 bytes).
     Vmcall,
+    /// INT3, INTO or INT n, not executed (RIP at it): the backend
+    /// intercepts them while #BP or #OF is, for CPUs that check INT3 and
+    /// INTO against the INTn intercept rather than the exception's.
+    SoftwareInterrupt,
+    /// An exception the guest raised on an intercepted vector, not
+    /// delivered; RIP is at the instruction that raised it. `error_code`
+    /// is meaningful only for vectors that push one; `address` is the
+    /// faulting address of a #PF.
+    Exception { vector: u8, error_code: u32, address: u64 },
     /// An instruction the guest must see raise #UD (virtualization
     /// instructions of a CPU that does not offer them, MONITOR).
     Undefined,
@@ -142,8 +155,16 @@ pub trait VcpuBackend: Send {
     /// An event is already queued for the next entry (an interrupted
     /// delivery being retried, or an injection not yet made).
     fn event_pending(&self) -> bool;
-    /// Queues `event` for the next entry (at most one at a time).
+    /// Queues `event` for the next entry (at most one at a time). Injected
+    /// events are delivered, never intercepted.
     fn inject(&mut self, event: Event);
+    /// The exception vectors (bit n = vector n) that exit as
+    /// [`Exit::Exception`] instead of being delivered, from the next entry
+    /// (with #BP or #OF, software interrupts exit as
+    /// [`Exit::SoftwareInterrupt`] too).
+    fn set_exception_intercepts(&mut self, vectors: u32);
+    /// Sets the guest's CR2 (before injecting a #PF).
+    fn set_cr2(&mut self, cr2: u64);
     /// Asks for [`Exit::InterruptWindow`] as soon as the guest can take an
     /// external interrupt (or stops asking).
     fn set_interrupt_window(&mut self, on: bool);

@@ -74,7 +74,13 @@
 //! trapped MSR the kernel does not virtualize (one that would raise #GP;
 //! the kernel's own MSRs never leave it) and CPUID of a trapped leaf (after
 //! the kernel wrote its own result to the registers); RIP is past the
-//! instruction in each case; anything else is `NOT_SUPPORTED` with the
+//! instruction in each case. An EXCEPTION trap makes the guest's
+//! exceptions on its vectors (2 and 18 cannot be trapped) exit before
+//! delivery, RIP at the instruction, also #BP from INT3 (the backend
+//! intercepts software interrupts while #BP or #OF is trapped, completing
+//! INT n itself) and the #UD/#GP the kernel raises for an instruction; the
+//! intercept bits follow the traps at every entry. Events injected by the
+//! kernel (`vcpu_interrupt`) are delivered, never trapped; anything else is `NOT_SUPPORTED` with the
 //! guest state intact, and a triple fault is `BAD_STATE` (the VCPU is dead).
 
 pub mod backend;

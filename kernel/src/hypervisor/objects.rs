@@ -12,14 +12,14 @@ use crate::sync::IrqSpinlock;
 use crate::vm::Vmo;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
 use mx_abi::{
-    ObjType, PacketGuestCpuid, PacketGuestIo, PacketGuestMem, PacketGuestMsr, PacketGuestVmcall, Payload, PortPacket,
-    Signals, Status, VcpuIo, VcpuState, VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER, VCPU_RFLAGS_FIXED,
-    VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
+    ObjType, PacketGuestCpuid, PacketGuestException, PacketGuestIo, PacketGuestMem, PacketGuestMsr, PacketGuestVmcall,
+    Payload, PortPacket, Signals, Status, VcpuIo, VcpuState, VcpuSystem, VCPU_FLAGS_APPLY, VCPU_FLAGS_USER,
+    VCPU_RFLAGS_FIXED, VCPU_RFLAGS_RESERVED, X86_MAX_INST_LEN,
 };
 
 const PAGE_SIZE: u64 = 4096;
@@ -58,6 +58,9 @@ pub struct Guest {
     /// same time cannot be mapped over. A trap with a port holds its packet
     /// pool in that port.
     traps: IrqSpinlock<TrapMap<Arc<PortTrap>>>,
+    /// The vectors EXCEPTION traps cover (bit n = vector n), read by every
+    /// VM entry without the lock.
+    trapped_exceptions: AtomicU32,
 }
 
 /// The trap an exit hit: its key and, for asynchronous delivery, its pool.
@@ -95,6 +98,7 @@ impl Guest {
             memory,
             backend,
             traps: IrqSpinlock::new(TrapMap::new(GUEST_PHYS_SIZE)),
+            trapped_exceptions: AtomicU32::new(0),
         }))
     }
 
@@ -121,6 +125,9 @@ impl Guest {
         if kind == kcore::trap::TRAP_MEM {
             self.backend.unmap_range(addr, len);
         }
+        if kind == kcore::trap::TRAP_EXCEPTION {
+            self.trapped_exceptions.fetch_or(kcore::trap::exception_bits(addr, len), Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -130,6 +137,7 @@ impl Guest {
     /// nothing.
     fn destroy(&self) {
         let mut traps = core::mem::replace(&mut *self.traps.lock(), TrapMap::new(GUEST_PHYS_SIZE));
+        self.trapped_exceptions.store(0, Ordering::SeqCst);
         for trap in traps.drain() {
             if let Some(pool) = trap.port {
                 pool.remove();
@@ -252,13 +260,18 @@ impl Events {
     }
 }
 
+/// Whether exception `vector` pushes an error code.
+fn exception_has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
 /// The exception for a vector 0-31 (the architectural error code is 0 for
 /// those that push one). Vector 15 cannot be injected as an exception; it
 /// goes in with the external-interrupt event type instead.
 fn exception_event(vector: u8) -> Option<Event> {
     match vector {
-        8 | 10..=14 | 17 | 21 | 29 | 30 => Some(Event::Exception { vector, error_code: Some(0) }),
         15 => None,
+        _ if exception_has_error_code(vector) => Some(Event::Exception { vector, error_code: Some(0) }),
         _ => Some(Event::Exception { vector, error_code: None }),
     }
 }
@@ -448,6 +461,7 @@ impl Vcpu {
                 return Err(Status::Canceled);
             }
             self.prepare_events(hw.backend.as_mut());
+            hw.backend.set_exception_intercepts(self.guest.trapped_exceptions.load(Ordering::SeqCst));
             let exit = hw.backend.enter(&self.run)?;
             match self.handle_exit(hw.backend.as_mut(), exit) {
                 Ok(None) => continue,
@@ -548,16 +562,12 @@ impl Vcpu {
                     advance(backend, 2);
                     Ok(None)
                 }
-                x86::MsrAccess::Refused => {
-                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
-                    Ok(None)
-                }
+                x86::MsrAccess::Refused => self.raise(backend, 13, Some(0)),
                 x86::MsrAccess::Unknown => {
                     let regs = backend.gprs();
                     let msr = regs[RCX] as u32;
                     if self.guest.lookup(TrapKind::Msr, u64::from(msr)).is_none() {
-                        backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
-                        return Ok(None);
+                        return self.raise(backend, 13, Some(0));
                     }
                     let value = if write { (regs[RDX] << 32) | (regs[RAX] & 0xffff_ffff) } else { 0 };
                     advance(backend, 2);
@@ -567,11 +577,10 @@ impl Vcpu {
                 }
             },
             Exit::Xsetbv => {
-                if x86::xsetbv(backend).is_ok() {
-                    advance(backend, 3);
-                } else {
-                    backend.inject(Event::Exception { vector: 13, error_code: Some(0) });
+                if x86::xsetbv(backend).is_err() {
+                    return self.raise(backend, 13, Some(0));
                 }
+                advance(backend, 3);
                 Ok(None)
             }
             Exit::Hlt => {
@@ -589,16 +598,22 @@ impl Vcpu {
             }
             Exit::Vmcall => {
                 if self.guest.lookup(TrapKind::Vmcall, 0).is_none() {
-                    backend.inject(Event::Exception { vector: 6, error_code: None });
-                    return Ok(None);
+                    return self.raise(backend, 6, None);
                 }
                 advance(backend, 3);
                 let vmcall = PacketGuestVmcall { inst_len: 3, ..Default::default() };
                 Ok(Some(PortPacket::new(0, 0, Payload::GuestVmcall(vmcall))))
             }
-            Exit::Undefined => {
-                backend.inject(Event::Exception { vector: 6, error_code: None });
-                Ok(None)
+            Exit::Undefined => self.raise(backend, 6, None),
+            Exit::SoftwareInterrupt => self.software_interrupt(backend),
+            Exit::Exception { vector, error_code, address } => {
+                let error_code = exception_has_error_code(vector).then_some(error_code);
+                if vector == 14 && self.guest.lookup(TrapKind::Exception, 14).is_none() {
+                    // The trap went away while the guest ran: deliver the
+                    // fault as the CPU would have.
+                    backend.set_cr2(address);
+                }
+                self.raise_with(backend, vector, error_code, if vector == 14 { address } else { 0 })
             }
             Exit::Shutdown => {
                 log::debug!("hypervisor: guest shut down (triple fault) at rip {:#x}", backend.rip());
@@ -610,6 +625,71 @@ impl Vcpu {
                 Err(Status::NotSupported)
             }
         }
+    }
+
+    /// An intercepted INT3, INTO or INT n at RIP: #BP and #OF go to their
+    /// EXCEPTION traps (RIP at the instruction), everything else is
+    /// completed as the CPU would have (RIP past it, the interrupt
+    /// delivered as a software interrupt).
+    fn software_interrupt(&self, backend: &mut dyn VcpuBackend) -> Result<Option<PortPacket>, Status> {
+        const RFLAGS_OF: u64 = 1 << 11;
+        let (cs_base, mode) = backend.code_segment();
+        let rip = backend.rip();
+        let linear = if mode == Mode::Bits64 { rip } else { cs_base.wrapping_add(rip) & 0xffff_ffff };
+        let (bytes, fetched) = self.fetch(backend, linear)?;
+        let (vector, len) = match bytes[..fetched] {
+            [0xcc, ..] => (3, 1),
+            [0xce, ..] if mode != Mode::Bits64 => {
+                if backend.rflags() & RFLAGS_OF == 0 {
+                    advance(backend, 1);
+                    return Ok(None);
+                }
+                (4, 1)
+            }
+            [0xcd, vector, ..] => (vector, 2),
+            // A prefixed INT: nothing a guest needs.
+            _ => return Err(Status::NotSupported),
+        };
+        if len == 1 && self.guest.lookup(TrapKind::Exception, u64::from(vector)).is_some() {
+            return self.raise(backend, vector, None);
+        }
+        advance(backend, len);
+        backend.inject(Event::Software(vector));
+        Ok(None)
+    }
+
+    /// Raises exception `vector` for the instruction at RIP (which stays):
+    /// a GUEST_EXCEPTION packet if an EXCEPTION trap covers the vector,
+    /// else the exception is injected.
+    fn raise(
+        &self,
+        backend: &mut dyn VcpuBackend,
+        vector: u8,
+        error_code: Option<u32>,
+    ) -> Result<Option<PortPacket>, Status> {
+        self.raise_with(backend, vector, error_code, 0)
+    }
+
+    /// [`Vcpu::raise`] with the faulting address of a #PF.
+    fn raise_with(
+        &self,
+        backend: &mut dyn VcpuBackend,
+        vector: u8,
+        error_code: Option<u32>,
+        cr2: u64,
+    ) -> Result<Option<PortPacket>, Status> {
+        if self.guest.lookup(TrapKind::Exception, u64::from(vector)).is_none() {
+            backend.inject(Event::Exception { vector, error_code });
+            return Ok(None);
+        }
+        let exception = PacketGuestException {
+            vector,
+            error_code_valid: u8::from(error_code.is_some()),
+            error_code: error_code.unwrap_or(0),
+            cr2,
+            ..Default::default()
+        };
+        Ok(Some(PortPacket::new(0, 0, Payload::GuestException(exception))))
     }
 
     /// Blocks the VCPU's thread in HLT until an event is pending.

@@ -1142,7 +1142,8 @@ extern mx_status_t _mx_guest_create(
     mx_handle_t* out) __NONNULL((4));
 
 // Sets a trap on `[addr, addr + len)` of a guest address space (`kind`: `MX_GUEST_TRAP_MEM`,
-// `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`, `MX_GUEST_TRAP_CPUID` or `MX_GUEST_TRAP_VMCALL`).
+// `MX_GUEST_TRAP_IO`, `MX_GUEST_TRAP_MSR`, `MX_GUEST_TRAP_CPUID`, `MX_GUEST_TRAP_EXCEPTION` or
+// `MX_GUEST_TRAP_VMCALL`).
 extern mx_status_t mx_guest_set_trap(
     mx_handle_t guest,
     uint32_t kind,
@@ -1172,7 +1173,8 @@ extern mx_status_t _mx_vcpu_create(
     mx_handle_t* out) __NONNULL((4));
 
 // Runs the guest until an exit user space must handle, then fills `*packet` with a GUEST_MEM,
-// GUEST_IO, GUEST_MSR, GUEST_CPUID or GUEST_VMCALL packet (key 0, status 0, unused bytes zero).
+// GUEST_IO, GUEST_MSR, GUEST_CPUID, GUEST_EXCEPTION or GUEST_VMCALL packet (key 0, status 0, unused
+// bytes zero).
 extern mx_status_t mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 extern mx_status_t _mx_vcpu_resume(mx_handle_t vcpu, mx_port_packet_t* packet) __NONNULL((2));
 

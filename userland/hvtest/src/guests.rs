@@ -400,6 +400,68 @@ hv_cpuid:
         REPORT4
 2:      jmp     2b
 hv_cpuid_end:
+
+    # INT3, UD2 and a load from unmapped 0x40000000 (#PF), each followed by
+    # a step OUT to 0x80. The handlers report their vector on 0x81 (#PF
+    # also CR2's low half) and resume after the instruction.
+    .globl hv_exc, hv_exc_int3, hv_exc_ud2, hv_exc_load, hv_exc_end
+hv_exc:
+        GATE    3, hv_exc_bp
+        GATE    6, hv_exc_ud
+        GATE    14, hv_exc_pf
+        lidt    0x5000
+        mov     $0x40000000, %edi
+hv_exc_int3:
+        int3
+        out     %al, $0x80
+hv_exc_ud2:
+        ud2
+        out     %al, $0x80
+hv_exc_load:
+        mov     (%rdi), %eax
+        out     %al, $0x80
+2:      jmp     2b
+hv_exc_bp:
+        push    %rax
+        mov     $3, %eax
+        out     %eax, $0x81
+        pop     %rax
+        iretq
+hv_exc_ud:
+        push    %rax
+        mov     $6, %eax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_exc_pf:
+        add     $8, %rsp
+        push    %rax
+        mov     $14, %eax
+        out     %eax, $0x81
+        mov     %cr2, %rax
+        out     %eax, $0x81
+        pop     %rax
+        addq    $2, (%rsp)
+        iretq
+hv_exc_end:
+
+    # INT 0x30, then INT3, each followed by a step OUT to 0x80; both
+    # handlers report their vector.
+    .globl hv_intn, hv_intn_end
+hv_intn:
+        GATE    0x30, hv_intn_h30
+        GATE    3, hv_intn_h3
+        lidt    0x5000
+        xor     %eax, %eax
+        int     $0x30
+        out     %al, $0x80
+        int3
+        out     %al, $0x80
+2:      jmp     2b
+    REPORT_HANDLER hv_intn_h30, 0x30
+    REPORT_HANDLER hv_intn_h3, 3
+hv_intn_end:
     .popsection
 "#,
     options(att_syntax)
@@ -445,14 +507,29 @@ snippets! {
     vmcall => hv_vmcall, hv_vmcall_end;
     msr => hv_msr, hv_msr_end;
     cpuid => hv_cpuid, hv_cpuid_end;
+    exc => hv_exc, hv_exc_end;
+    intn => hv_intn, hv_intn_end;
 }
 
 extern "C" {
     static hv_system_alt: u8;
+    static hv_exc_int3: u8;
+    static hv_exc_ud2: u8;
+    static hv_exc_load: u8;
 }
 
 /// Where `hv_system_alt` lies in the `system` snippet.
 pub fn system_alt_offset() -> u64 {
     // Both labels are in one section of this binary, in order.
     core::ptr::addr_of!(hv_system_alt) as u64 - system().as_ptr() as u64
+}
+
+/// Where the INT3, UD2 and faulting load lie in the `exc` snippet.
+pub fn exc_offsets() -> [u64; 3] {
+    let base = exc().as_ptr() as u64;
+    [
+        core::ptr::addr_of!(hv_exc_int3) as u64 - base,
+        core::ptr::addr_of!(hv_exc_ud2) as u64 - base,
+        core::ptr::addr_of!(hv_exc_load) as u64 - base,
+    ]
 }

@@ -7,8 +7,8 @@ use mx::{Port, Status};
 use mx_abi::types::mx_handle_t;
 use mx_abi::wire::Wire;
 use mx_abi::{
-    PacketGuestCpuid, PacketGuestMsr, PortPacket, TrapKind, PKT_TYPE_GUEST_CPUID, PKT_TYPE_GUEST_MSR,
-    PKT_TYPE_GUEST_VMCALL,
+    PacketGuestCpuid, PacketGuestException, PacketGuestMsr, PortPacket, TrapKind, PKT_TYPE_GUEST_CPUID,
+    PKT_TYPE_GUEST_EXCEPTION, PKT_TYPE_GUEST_MSR, PKT_TYPE_GUEST_VMCALL,
 };
 
 use crate::guests;
@@ -19,6 +19,7 @@ use crate::{cases, expect, expect_eq, expect_status, ok};
 const VMCALL: u32 = TrapKind::Vmcall as u32;
 const MSR: u32 = TrapKind::Msr as u32;
 const CPUID: u32 = TrapKind::Cpuid as u32;
+const EXCEPTION: u32 = TrapKind::Exception as u32;
 
 fn set_trap(guest: mx_handle_t, kind: u32, addr: u64, len: u64, port: mx_handle_t) -> i32 {
     unsafe { mx::sys::mx_guest_set_trap(guest, kind, addr as usize, len as usize, port, 0) }
@@ -289,7 +290,191 @@ fn cpuid_trapped_reports_kernel_result() -> Outcome {
     Ok(())
 }
 
+// ------------------------------------------------------------ EXCEPTION
+
+fn exception_trap_len_zero() -> Outcome {
+    let m = spin()?;
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 3, 0, 0), Status::InvalidArgs);
+    Ok(())
+}
+
+fn exception_trap_outside_space() -> Outcome {
+    let m = spin()?;
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 32, 1, 0), Status::OutOfRange);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 31, 2, 0), Status::OutOfRange);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 0, 33, 0), Status::OutOfRange);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, u64::MAX, 2, 0), Status::OutOfRange);
+    Ok(())
+}
+
+fn exception_trap_nmi_and_mc_refused() -> Outcome {
+    let m = spin()?;
+    for (addr, len) in [(2, 1), (18, 1), (0, 32), (1, 2), (16, 4)] {
+        expect_status!(set_trap(m.guest.raw(), EXCEPTION, addr, len, 0), Status::InvalidArgs);
+    }
+    // Out of range before the vector rule.
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 18, 15, 0), Status::OutOfRange);
+    // Everything else can be trapped.
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 0, 2, 0), Status::Ok);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 3, 15, 0), Status::Ok);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 19, 13, 0), Status::Ok);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 14, 1, 0), Status::AlreadyExists);
+    Ok(())
+}
+
+fn exception_trap_with_port() -> Outcome {
+    let m = spin()?;
+    let port = ok!(Port::create());
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 32, 1, port.raw()), Status::OutOfRange);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 6, 1, port.raw()), Status::InvalidArgs);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 6, 1, 0), Status::Ok);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 6, 1, port.raw()), Status::InvalidArgs);
+    expect_status!(set_trap(m.guest.raw(), EXCEPTION, 6, 1, 0), Status::AlreadyExists);
+    Ok(())
+}
+
+fn exception_packet(p: &PortPacket) -> Result<PacketGuestException, Failure> {
+    expect_eq!((p.key, p.packet_type, p.status), (0, PKT_TYPE_GUEST_EXCEPTION, 0));
+    expect_eq!(&payload(p)[16..], &[0u8; 16]);
+    Ok(PacketGuestException::read(&payload(p)).unwrap_or_default())
+}
+
+fn exception_untrapped_delivered() -> Outcome {
+    let m = machine(guests::exc())?;
+    let v = m.vcpu()?;
+    expect_eq!(report(&v)?, 3);
+    expect_out(&v, 0x80, 1, 0)?;
+    expect_eq!(report(&v)?, 6);
+    expect_out(&v, 0x80, 1, 0)?;
+    expect_eq!(report(&v)?, 14);
+    Ok(())
+}
+
+fn exception_ud_trapped() -> Outcome {
+    let m = machine(guests::exc())?;
+    ok!(m.guest.set_trap(TrapKind::Exception, 6, 1, None, 0));
+    let v = m.vcpu()?;
+    expect_eq!(report(&v)?, 3);
+    expect_out(&v, 0x80, 1, 0)?;
+    let p = packet(&v)?;
+    expect_eq!(exception_packet(&p)?, PacketGuestException { vector: 6, ..Default::default() });
+    expect_eq!(ok!(v.read_system()).rip, CODE + guests::exc_offsets()[1]);
+    // Re-raised by the manager: delivered, not trapped again.
+    ok!(v.interrupt(6));
+    expect_eq!(report(&v)?, 6);
+    expect_out(&v, 0x80, 1, 0)?;
+    Ok(())
+}
+
+fn exception_pf_trapped() -> Outcome {
+    let m = machine(guests::exc())?;
+    ok!(m.guest.set_trap(TrapKind::Exception, 14, 1, None, 0));
+    let v = m.vcpu()?;
+    expect_eq!(report(&v)?, 3);
+    expect_out(&v, 0x80, 1, 0)?;
+    expect_eq!(report(&v)?, 6);
+    expect_out(&v, 0x80, 1, 0)?;
+    let p = packet(&v)?;
+    // A supervisor read of a page that is not present: error code 0.
+    let want =
+        PacketGuestException { vector: 14, error_code_valid: 1, error_code: 0, cr2: 0x4000_0000, ..Default::default() };
+    expect_eq!(exception_packet(&p)?, want);
+    let exit = Exit::from_packet(&p, mx::hypervisor::Mode::Bits64);
+    expect!(
+        matches!(exit, Ok(Exit::Exception { key: 0, vector: 14, error_code: Some(0), cr2: 0x4000_0000 })),
+        "{exit:x?}"
+    );
+    let mut s = ok!(v.read_system());
+    expect_eq!(s.rip, CODE + guests::exc_offsets()[2]);
+    // The manager emulates the load instead: RIP past it, no fault.
+    s.rip += 2;
+    ok!(v.write_system(&s));
+    expect_out(&v, 0x80, 1, 0)?;
+    Ok(())
+}
+
+fn exception_bp_trapped_rip_at_int3() -> Outcome {
+    let m = machine(guests::exc())?;
+    ok!(m.guest.set_trap(TrapKind::Exception, 3, 1, None, 0));
+    let v = m.vcpu()?;
+    let p = packet(&v)?;
+    expect_eq!(exception_packet(&p)?, PacketGuestException { vector: 3, ..Default::default() });
+    let mut s = ok!(v.read_system());
+    expect_eq!(s.rip, CODE + guests::exc_offsets()[0]);
+    // Delivered as the INT3 would have been: RIP past it, then #BP.
+    s.rip += 1;
+    ok!(v.write_system(&s));
+    ok!(v.interrupt(3));
+    expect_eq!(report(&v)?, 3);
+    expect_out(&v, 0x80, 1, 0)?;
+    Ok(())
+}
+
+fn exception_bp_trap_leaves_int_n_alone() -> Outcome {
+    for trapped in [false, true] {
+        let m = machine(guests::intn())?;
+        if trapped {
+            ok!(m.guest.set_trap(TrapKind::Exception, 3, 2, None, 0));
+        }
+        let v = m.vcpu()?;
+        expect_eq!(report(&v)?, 0x30);
+        expect_out(&v, 0x80, 1, 0)?;
+        if trapped {
+            let p = packet(&v)?;
+            expect_eq!(exception_packet(&p)?, PacketGuestException { vector: 3, ..Default::default() });
+            let mut s = ok!(v.read_system());
+            s.rip += 1;
+            ok!(v.write_system(&s));
+            ok!(v.interrupt(3));
+        }
+        expect_eq!(report(&v)?, 3);
+        expect_out(&v, 0x80, 1, 0)?;
+    }
+    Ok(())
+}
+
+fn exception_trap_covers_kernel_ud() -> Outcome {
+    // VMMCALL without a VMCALL trap: the kernel's #UD is trapped like any.
+    let m = machine(guests::vmcall())?;
+    ok!(m.guest.set_trap(TrapKind::Exception, 6, 1, None, 0));
+    let v = m.vcpu()?;
+    let p = packet(&v)?;
+    expect_eq!(exception_packet(&p)?, PacketGuestException { vector: 6, ..Default::default() });
+    let s = ok!(v.read_state());
+    expect_eq!((s.rax, s.rcx), (0x1111, 0x2222));
+    ok!(v.interrupt(6));
+    expect_eq!(report(&v)?, 6);
+    expect_eq!(report(&v)?, 0x1111);
+    Ok(())
+}
+
+fn exception_trap_covers_kernel_gp() -> Outcome {
+    let m = machine(guests::msr())?;
+    ok!(m.guest.set_trap(TrapKind::Exception, 13, 1, None, 0));
+    let v = m.vcpu()?;
+    let p = packet(&v)?;
+    let want = PacketGuestException { vector: 13, error_code_valid: 1, ..Default::default() };
+    expect_eq!(exception_packet(&p)?, want);
+    // The VMM completes the RDMSR itself.
+    let mut s = ok!(v.read_system());
+    s.rip += 2;
+    ok!(v.write_system(&s));
+    expect_eq!(report(&v)?, 0);
+    Ok(())
+}
+
 cases![
+    exception_trap_len_zero,
+    exception_trap_outside_space,
+    exception_trap_nmi_and_mc_refused,
+    exception_trap_with_port,
+    exception_untrapped_delivered,
+    exception_ud_trapped,
+    exception_pf_trapped,
+    exception_bp_trapped_rip_at_int3,
+    exception_bp_trap_leaves_int_n_alone,
+    exception_trap_covers_kernel_ud,
+    exception_trap_covers_kernel_gp,
     msr_cpuid_trap_len_zero,
     msr_cpuid_trap_outside_space,
     msr_cpuid_trap_whole_space_ok,

@@ -66,7 +66,7 @@ impl<P: Platform> Manager<P> {
         self.part_mut(parent)?.pool.charge(cost::PARTITION)?;
         let id = self.new_id();
         let child = Partition::<P>::new_child(id, parent, root, depth);
-        self.parts.insert(id, child);
+        self.parts.insert(id, alloc::boxed::Box::new(child));
         self.part_mut(parent)?.children.push(id);
         call.output[..8].copy_from_slice(&id.to_le_bytes());
         Ok(())

@@ -10,6 +10,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod kernel;
+#[cfg(target_os = "none")]
 mod server;
 
 #[cfg(not(target_os = "none"))]

@@ -7,6 +7,7 @@
 //! lock. Partition ids come from one counter starting at 1 and are never
 //! reused.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
@@ -92,13 +93,7 @@ pub struct VpSynic {
 
 impl Default for VpSynic {
     fn default() -> Self {
-        VpSynic {
-            scontrol: 0,
-            siefp: 0,
-            simp: 0,
-            sints: [hv::abi::msr::SINT_RESET; 16],
-            queues: Default::default(),
-        }
+        VpSynic { scontrol: 0, siefp: 0, simp: 0, sints: [hv::abi::msr::SINT_RESET; 16], queues: Default::default() }
     }
 }
 
@@ -179,7 +174,8 @@ pub struct Partition<P: Platform> {
     pub guest: Option<P::Guest>,
     pub gpa: BTreeMap<u64, GpaMapping>,
     pub gpa_blocks: BTreeMap<u64, u32>,
-    pub vps: BTreeMap<u32, Vp<P>>,
+    /// Boxed: B-tree nodes stay small heap blocks.
+    pub vps: BTreeMap<u32, Box<Vp<P>>>,
     pub intercepts: Intercepts,
     pub guest_os_id: u64,
     pub hypercall_msr: u64,
@@ -286,7 +282,9 @@ impl Call<'_> {
 pub struct Manager<P: Platform> {
     pub platform: P,
     next_id: u64,
-    pub(crate) parts: BTreeMap<u64, Partition<P>>,
+    /// Boxed: B-tree nodes stay small heap blocks (no mapping of their own
+    /// that could outlive a client).
+    pub(crate) parts: BTreeMap<u64, Box<Partition<P>>>,
     next_vp_key: u64,
     /// VP key -> (partition, VP index).
     pub(crate) vp_keys: BTreeMap<u64, (u64, u32)>,
@@ -315,7 +313,7 @@ impl<P: Platform> Manager<P> {
             return Err(HvStatus::NO_RESOURCES);
         }
         let id = self.new_id();
-        self.parts.insert(id, Partition::new(id, None, id, 1, privilege::ALL, State::Active));
+        self.parts.insert(id, Box::new(Partition::new(id, None, id, 1, privilege::ALL, State::Active)));
         Ok(id)
     }
 
@@ -332,15 +330,15 @@ impl<P: Platform> Manager<P> {
     }
 
     pub fn partition(&self, id: u64) -> Option<&Partition<P>> {
-        self.parts.get(&id)
+        self.parts.get(&id).map(|p| &**p)
     }
 
     pub(crate) fn part(&self, id: u64) -> Result<&Partition<P>, HvStatus> {
-        self.parts.get(&id).ok_or(HvStatus::INVALID_PARTITION_ID)
+        self.parts.get(&id).map(|p| &**p).ok_or(HvStatus::INVALID_PARTITION_ID)
     }
 
     pub(crate) fn part_mut(&mut self, id: u64) -> Result<&mut Partition<P>, HvStatus> {
-        self.parts.get_mut(&id).ok_or(HvStatus::INVALID_PARTITION_ID)
+        self.parts.get_mut(&id).map(|p| &mut **p).ok_or(HvStatus::INVALID_PARTITION_ID)
     }
 
     /// The partition an id argument names: SELF is the caller; INVALID and
@@ -365,7 +363,7 @@ impl<P: Platform> Manager<P> {
     /// the hierarchy (finalize, and the end of a client).
     pub(crate) fn teardown(&mut self, id: u64) {
         let Some(p) = self.parts.get_mut(&id) else { return };
-        let vps: Vec<Vp<P>> = core::mem::take(&mut p.vps).into_values().collect();
+        let vps: Vec<Box<Vp<P>>> = core::mem::take(&mut p.vps).into_values().collect();
         let mappings: Vec<(u64, GpaMapping)> = core::mem::take(&mut p.gpa).into_iter().collect();
         p.gpa_blocks.clear();
         p.intercepts = Intercepts::default();
@@ -414,7 +412,7 @@ impl<P: Platform> Manager<P> {
     /// into its memory). Misaligned, straddling a page, or outside the space
     /// is INVALID_ALIGNMENT.
     pub(crate) fn resolve(&self, caller: &Caller, addr: u64, len: usize) -> Result<(u64, u64), HvStatus> {
-        if addr % 8 != 0 || (addr % PAGE) + len as u64 > PAGE {
+        if !addr.is_multiple_of(8) || (addr % PAGE) + len as u64 > PAGE {
             return Err(HvStatus::INVALID_ALIGNMENT);
         }
         let p = self.part(caller.partition).map_err(|_| HvStatus::INVALID_ALIGNMENT)?;
@@ -554,7 +552,7 @@ impl<P: Platform> Manager<P> {
 /// The offset into a root's memory of its virtual address `addr`, given the
 /// memory's base (decision 11).
 pub(crate) fn root_offset(base: u64, addr: u64) -> Option<u64> {
-    if base % PAGE != 0 {
+    if !base.is_multiple_of(PAGE) {
         return None;
     }
     let offset = addr.checked_sub(base)?;

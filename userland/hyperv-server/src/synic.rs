@@ -376,9 +376,11 @@ impl<P: Platform> Manager<P> {
         let sint = port.info.target_sint as u8;
         let ready = |v: u32| {
             self.flags_place(pp, v, sint).is_some()
-                && self.parts.get(&pp).and_then(|p| p.vps.get(&v)).map_or(true, |vp| {
-                    vp.synic.sints[usize::from(sint)] & msr::SINT_MASKED == 0
-                })
+                && self
+                    .parts
+                    .get(&pp)
+                    .and_then(|p| p.vps.get(&v))
+                    .is_none_or(|vp| vp.synic.sints[usize::from(sint)] & msr::SINT_MASKED == 0)
         };
         let vp = self.port_vp(pp, port.info.target_vp, ready)?;
         if !ready(vp) {

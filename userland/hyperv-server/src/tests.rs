@@ -558,7 +558,8 @@ fn cpuid_intercept_costs_a_page() {
     e.deposit(id, 1);
     assert_eq!(e.call(call::INSTALL_INTERCEPT, &install.to_bytes()), HvStatus::SUCCESS);
     assert_eq!(e.balance(id), (0, 17));
-    let msr = InstallInterceptIn { access_type: 3, intercept_type: intercept::X64_MSR, intercept_parameter: 0, ..install };
+    let msr =
+        InstallInterceptIn { access_type: 3, intercept_type: intercept::X64_MSR, intercept_parameter: 0, ..install };
     assert_eq!(e.call(call::INSTALL_INTERCEPT, &msr.to_bytes()), HvStatus::SUCCESS);
     let bad = InstallInterceptIn { intercept_type: 7, ..install };
     assert_eq!(e.call(call::INSTALL_INTERCEPT, &bad.to_bytes()), HvStatus::INVALID_PARAMETER);
@@ -594,7 +595,10 @@ fn guest_msrs_cpuid_and_hypercalls() {
     // CPUID leaves.
     e.m.vp_exit(key, regs, GuestExit::Cpuid { leaf: cpuid::VENDOR, subleaf: 0 });
     let r = last(&e);
-    assert_eq!((r.gprs[0], r.gprs[3], r.gprs[1], r.gprs[2]), (0x4000_0005, u64::from(cpuid::VENDOR_EBX), u64::from(cpuid::VENDOR_ECX), u64::from(cpuid::VENDOR_EDX)));
+    assert_eq!(
+        (r.gprs[0], r.gprs[3], r.gprs[1], r.gprs[2]),
+        (0x4000_0005, u64::from(cpuid::VENDOR_EBX), u64::from(cpuid::VENDOR_ECX), u64::from(cpuid::VENDOR_EDX))
+    );
     e.m.vp_exit(key, regs, GuestExit::Cpuid { leaf: cpuid::FEATURES, subleaf: 0 });
     assert_eq!(last(&e).gprs[0], 0x5ff);
     // A fast hypercall: HvGetPartitionId is not fast (INVALID_HYPERCALL_INPUT in RAX).
@@ -738,7 +742,8 @@ fn signal_event_both_ways() {
     assert_eq!(e.call(call::SET_PARTITION_PROPERTY, &set.to_bytes()), HvStatus::SUCCESS);
     let child = Caller { partition: id, vp: Some(0), space: Space::Guest };
     let c = Control::fast(call::SIGNAL_EVENT).raw();
-    let sig = |flag: u16| u64::from_le_bytes(SignalEventIn { connection_id: 1, flag_number: flag, reserved: 0 }.to_bytes());
+    let sig =
+        |flag: u16| u64::from_le_bytes(SignalEventIn { connection_id: 1, flag_number: flag, reserved: 0 }.to_bytes());
     assert_eq!(e.m.hypercall(child, c, sig(3), 0).status, HvStatus::SUCCESS);
     assert_eq!(e.m.platform.notified[&root], 1);
     assert_eq!(e.m.platform.synic[&root][4096 + 2 * 256 + 103 / 8], 1 << (103 % 8));
@@ -773,7 +778,9 @@ fn signal_event_both_ways() {
     assert_eq!(e.set_regs(id, 0, &[(reg::EXPLICIT_SUSPEND, 0)]).status, HvStatus::SUCCESS);
     let key = e.vp_key(id, 0);
     let regs = e.m.platform.resumed[0].1;
-    let wr = |e: &mut Env, m: u32, v: u64| e.m.vp_exit(key, regs, GuestExit::Msr { msr: m, write: true, value: v, inst_len: 2 });
+    let wr = |e: &mut Env, m: u32, v: u64| {
+        e.m.vp_exit(key, regs, GuestExit::Msr { msr: m, write: true, value: v, inst_len: 2 })
+    };
     wr(&mut e, msr::SCONTROL, 1);
     wr(&mut e, msr::SIEFP, 0x30001);
     assert_eq!(e.call(call::SIGNAL_EVENT, &sig9), HvStatus::INVALID_SYNIC_STATE);

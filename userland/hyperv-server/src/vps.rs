@@ -54,11 +54,11 @@ const RFLAGS_RESERVED: u64 = !0x003f_7fd7;
 
 impl<P: Platform> Manager<P> {
     fn vp(&self, id: u64, index: u32) -> Result<&Vp<P>, HvStatus> {
-        self.part(id)?.vps.get(&index).ok_or(HvStatus::INVALID_VP_INDEX)
+        self.part(id)?.vps.get(&index).map(|v| &**v).ok_or(HvStatus::INVALID_VP_INDEX)
     }
 
     pub(crate) fn vp_mut(&mut self, id: u64, index: u32) -> Result<&mut Vp<P>, HvStatus> {
-        self.part_mut(id)?.vps.get_mut(&index).ok_or(HvStatus::INVALID_VP_INDEX)
+        self.part_mut(id)?.vps.get_mut(&index).map(|v| &mut **v).ok_or(HvStatus::INVALID_VP_INDEX)
     }
 
     pub(crate) fn create_vp(&mut self, call: Call<'_>) -> Result<(), HvStatus> {
@@ -101,7 +101,7 @@ impl<P: Platform> Manager<P> {
             handle: Some(handle),
             key,
         };
-        p.vps.insert(input.vp_index, vp);
+        p.vps.insert(input.vp_index, alloc::boxed::Box::new(vp));
         self.vp_keys.insert(key, (id, input.vp_index));
         Ok(())
     }
@@ -128,7 +128,7 @@ impl<P: Platform> Manager<P> {
     fn regs_target(&self, caller: &Caller, id: u64, index: u32, get: bool) -> Result<(u64, u32), HvStatus> {
         let id = self.target(caller, id)?;
         let own = id == caller.partition && caller.vp.is_some();
-        if !self.is_parent(caller.partition, id) && !(get && own) {
+        if !(self.is_parent(caller.partition, id) || (get && own)) {
             return Err(HvStatus::ACCESS_DENIED);
         }
         self.check_state(id, &[State::Active])?;
@@ -308,9 +308,7 @@ impl<P: Platform> Manager<P> {
             GuestExit::Io { port, size, input, data } => self.io_exit(id, index, port, size, input, data),
             GuestExit::Msr { msr, write, value, inst_len } => self.msr_exit(id, index, msr, write, value, inst_len),
             GuestExit::Cpuid { leaf, subleaf: _ } => self.cpuid_exit(id, index, leaf),
-            GuestExit::Exception { vector, error_code, cr2 } => {
-                self.exception_exit(id, index, vector, error_code, cr2)
-            }
+            GuestExit::Exception { vector, error_code, cr2 } => self.exception_exit(id, index, vector, error_code, cr2),
             GuestExit::Vmcall { inst_len } => self.vmcall_exit(id, index, inst_len),
             GuestExit::Failed(_) => {
                 let header = self.intercept_header(id, index, 0, intercept::ACCESS_TYPE_EXECUTE);

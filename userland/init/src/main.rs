@@ -19,7 +19,8 @@
 //!
 //! Services: a line with `+service=NAME` starts its program in the
 //! background instead of waiting for it, with a **connector channel** as
-//! `PA_HND(PA_USER0, 0)`. A later line with the grant `+NAME` gets a fresh
+//! `PA_HND(PA_USER0, 0)`; init goes on once the service has raised
+//! `MX_USER_SIGNAL_0` on init's end of it (ready) or closed it (10 s at most). A later line with the grant `+NAME` gets a fresh
 //! client channel: init creates a channel pair, sends one end to the service
 //! over the connector (a message of no bytes and that one handle) and passes
 //! the other as `PA_HND(PA_USER0, ARG)`, where ARG is 0x4856 for `hyperv`
@@ -122,6 +123,13 @@ fn run() -> Result<i32, (&'static str, Status)> {
             }
             match start_service(&bootfs, &vdso, &job, &words, &grants, &ctx) {
                 Ok((process, connector)) => {
+                    // Wait until it is ready (or gone), so the counts around
+                    // the next program do not see its start.
+                    let ready = Signals::USER_0 | Signals::CHANNEL_PEER_CLOSED;
+                    let deadline = mx::deadline_after(SERVICE_EXIT_TIMEOUT_NS);
+                    if connector.handle().wait_one(ready, deadline).map_or(true, |s| !s.contains(Signals::USER_0)) {
+                        mxrt::println!("init: service {name} did not signal that it is ready");
+                    }
                     mxrt::println!("init: {path} started as service {name}");
                     services.push(Service {
                         name: String::from(name),
@@ -174,6 +182,7 @@ fn run() -> Result<i32, (&'static str, Status)> {
     if let Some(code) = stop_services(&mut services) {
         last_failure = code;
     }
+    services.clear();
     if let (Some(resource), Some(before)) = (resource.as_ref(), before_services) {
         if let Err(leak) = settle(resource, &me, &services, &before) {
             mxrt::println!("init: LEAK after the services: {leak}");

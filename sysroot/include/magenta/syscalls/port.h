@@ -22,23 +22,25 @@ __BEGIN_CDECLS
 // `MX_PKT_TYPE_EXCEPTION(n)` (Rust: `pkt_type_exception`).
 
 // Queued by `mx_port_queue`.
-#define MX_PKT_TYPE_USER         0x0u
+#define MX_PKT_TYPE_USER            0x0u
 // From `mx_object_wait_async` with `MX_WAIT_ASYNC_ONCE`.
-#define MX_PKT_TYPE_SIGNAL_ONE   0x1u
+#define MX_PKT_TYPE_SIGNAL_ONE      0x1u
 // From `mx_object_wait_async` with `MX_WAIT_ASYNC_REPEATING`.
-#define MX_PKT_TYPE_SIGNAL_REP   0x2u
+#define MX_PKT_TYPE_SIGNAL_REP      0x2u
 // A guest memory trap.
-#define MX_PKT_TYPE_GUEST_MEM    0x3u
+#define MX_PKT_TYPE_GUEST_MEM       0x3u
 // A guest I/O port trap.
-#define MX_PKT_TYPE_GUEST_IO     0x4u
+#define MX_PKT_TYPE_GUEST_IO        0x4u
 // A guest RDMSR or WRMSR (`MX_GUEST_TRAP_MSR`, magnetar).
-#define MX_PKT_TYPE_GUEST_MSR    0x6u
+#define MX_PKT_TYPE_GUEST_MSR       0x6u
 // A guest CPUID (`MX_GUEST_TRAP_CPUID`, magnetar).
-#define MX_PKT_TYPE_GUEST_CPUID  0x7u
+#define MX_PKT_TYPE_GUEST_CPUID     0x7u
+// A guest exception (`MX_GUEST_TRAP_EXCEPTION`, magnetar).
+#define MX_PKT_TYPE_GUEST_EXCEPTION 0x8u
 // A guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar).
-#define MX_PKT_TYPE_GUEST_VMCALL 0x9u
+#define MX_PKT_TYPE_GUEST_VMCALL    0x9u
 // The bits of `type` that select the payload.
-#define MX_PKT_TYPE_MASK         0xffu
+#define MX_PKT_TYPE_MASK            0xffu
 
 #define MX_PKT_TYPE_EXCEPTION(n)    (0x05u | (((n) & 0xFFu) << 8))
 
@@ -49,6 +51,7 @@ __BEGIN_CDECLS
 #define MX_PKT_IS_GUEST_IO(type)    ((type) == MX_PKT_TYPE_GUEST_IO)
 #define MX_PKT_IS_GUEST_MSR(type)   ((type) == MX_PKT_TYPE_GUEST_MSR)
 #define MX_PKT_IS_GUEST_CPUID(type) ((type) == MX_PKT_TYPE_GUEST_CPUID)
+#define MX_PKT_IS_GUEST_EXCEPTION(type) ((type) == MX_PKT_TYPE_GUEST_EXCEPTION)
 #define MX_PKT_IS_GUEST_VMCALL(type) ((type) == MX_PKT_TYPE_GUEST_VMCALL)
 #define MX_PKT_IS_EXCEPTION(type)   (((type) & MX_PKT_TYPE_MASK) == MX_PKT_TYPE_EXCEPTION(0))
 
@@ -165,6 +168,26 @@ typedef struct mx_packet_guest_cpuid {
     uint64_t reserved;
 } mx_packet_guest_cpuid_t;
 
+// Payload of a guest exception (`MX_GUEST_TRAP_EXCEPTION`, magnetar):
+// not delivered, RIP at the instruction that raised it.
+typedef struct mx_packet_guest_exception {
+    // The vector, 0-31.
+    uint8_t vector;
+    // 1 if the exception has an error code.
+    uint8_t error_code_valid;
+    // Zero.
+    uint16_t reserved;
+    // The error code (0 without one).
+    uint32_t error_code;
+    // #PF: the faulting linear address (the guest's CR2 is unchanged);
+    // otherwise 0.
+    uint64_t cr2;
+    // Zero.
+    uint64_t reserved1;
+    // Zero.
+    uint64_t reserved2;
+} mx_packet_guest_exception_t;
+
 // Payload of a guest VMMCALL (`MX_GUEST_TRAP_VMCALL`, magnetar). RIP is
 // already past the instruction; the VMM reads and writes the registers
 // with `MX_VCPU_STATE`.
@@ -199,6 +222,7 @@ struct mx_port_packet {
         mx_packet_guest_mem_t guest_mem;
         mx_packet_guest_msr_t guest_msr;
         mx_packet_guest_cpuid_t guest_cpuid;
+        mx_packet_guest_exception_t guest_exception;
         mx_packet_guest_vmcall_t guest_vmcall;
     };
 };

@@ -210,6 +210,19 @@ pub enum Exit {
         /// The kernel's EAX, EBX, ECX, EDX.
         result: [u32; 4],
     },
+    /// An exception on a trapped vector (`TrapKind::Exception`), not
+    /// delivered; RIP is at the instruction that raised it (also for INT3).
+    /// Re-raise it with [`Vcpu::interrupt`].
+    Exception {
+        /// The packet's key (0: EXCEPTION traps are synchronous).
+        key: u64,
+        /// The vector, 0-31.
+        vector: u8,
+        /// The error code, for vectors that push one.
+        error_code: Option<u32>,
+        /// #PF: the faulting address; otherwise 0.
+        cr2: u64,
+    },
     /// A VMMCALL (`TrapKind::Vmcall`; RIP is past it): the registers are
     /// read and written with [`Vcpu::read_state`] and [`Vcpu::write_state`].
     Vmcall {
@@ -233,6 +246,12 @@ impl Exit {
                 leaf: c.leaf,
                 subleaf: c.subleaf,
                 result: [c.eax, c.ebx, c.ecx, c.edx],
+            }),
+            Ok(Payload::GuestException(e)) => Ok(Exit::Exception {
+                key: packet.key,
+                vector: e.vector,
+                error_code: (e.error_code_valid != 0).then_some(e.error_code),
+                cr2: e.cr2,
             }),
             Ok(Payload::GuestVmcall(_)) => Ok(Exit::Vmcall { key: packet.key }),
             _ => Err(Error::UnexpectedPacket(packet.packet_type)),
@@ -260,6 +279,7 @@ impl Exit {
             | Exit::Mem { key, .. }
             | Exit::Msr { key, .. }
             | Exit::Cpuid { key, .. }
+            | Exit::Exception { key, .. }
             | Exit::Vmcall { key } => *key,
         }
     }

@@ -19,7 +19,8 @@
 //!   swapped by `svm_run` (VMRUN only switches RAX, RSP, RIP and RFLAGS).
 //! - **Intercepts**: physical INTR/NMI/INIT, CPUID, HLT, PAUSE, INVD, all
 //!   I/O ports and MSRs (bitmaps of ones), shutdown, XSETBV, the SVM
-//!   instructions, VMMCALL, MONITOR/MWAIT, and #MC. CR accesses are not
+//!   instructions, VMMCALL, MONITOR/MWAIT, #MC, and the exception vectors
+//!   the guest's EXCEPTION traps name (set before every entry). CR accesses are not
 //!   intercepted: with nested paging the guest owns its CR0/CR3/CR4.
 //! - **Events**: one per entry through EVENTINJ; an event whose delivery an
 //!   exit interrupted (EXITINTINFO) is re-injected first. Interrupt windows
@@ -56,13 +57,16 @@ const EFER_SVME: u64 = 1 << 12;
 const VM_CR_SVMDIS: u64 = 1 << 4;
 
 // Exit codes.
+const EXIT_EXCP_BASE: u64 = 0x40;
 const EXIT_EXCP_MC: u64 = 0x52;
+const EXIT_EXCP_LAST: u64 = 0x5f;
 const EXIT_INTR: u64 = 0x60;
 const EXIT_NMI: u64 = 0x61;
 const EXIT_SMI: u64 = 0x62;
 const EXIT_INIT: u64 = 0x63;
 const EXIT_VINTR: u64 = 0x64;
 const EXIT_CPUID: u64 = 0x72;
+const EXIT_SWINT: u64 = 0x75;
 const EXIT_INVD: u64 = 0x76;
 const EXIT_PAUSE: u64 = 0x77;
 const EXIT_HLT: u64 = 0x78;
@@ -84,6 +88,7 @@ const MISC1_NMI: u32 = 1 << 1;
 const MISC1_INIT: u32 = 1 << 3;
 const MISC1_VINTR: u32 = 1 << 4;
 const MISC1_CPUID: u32 = 1 << 18;
+const MISC1_INTN: u32 = 1 << 21;
 const MISC1_INVD: u32 = 1 << 22;
 const MISC1_PAUSE: u32 = 1 << 23;
 const MISC1_HLT: u32 = 1 << 24;
@@ -92,6 +97,9 @@ const MISC1_MSR: u32 = 1 << 28;
 const MISC1_SHUTDOWN: u32 = 1 << 31;
 /// VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, MONITOR, MWAIT, XSETBV.
 const MISC2_ALL: u32 = 0x7f | (1 << 10) | (1 << 11) | (1 << 13);
+
+/// #MC always exits: a machine check is the host's.
+const INTERCEPT_MC: u32 = 1 << 18;
 
 const V_IRQ: u64 = 1 << 8;
 const V_IGN_TPR: u64 = 1 << 20;
@@ -103,6 +111,8 @@ const EVENT_ERROR_VALID: u64 = 1 << 11;
 const EVENT_TYPE_INTR: u64 = 0 << 8;
 const EVENT_TYPE_NMI: u64 = 2 << 8;
 const EVENT_TYPE_EXCEPTION: u64 = 3 << 8;
+const EVENT_TYPE_SOFT: u64 = 4 << 8;
+const EVENT_TYPE_MASK: u64 = 7 << 8;
 /// TLB_CONTROL: flush everything (every ASID) on this entry.
 const TLB_FLUSH_ALL: u8 = 1;
 
@@ -343,7 +353,7 @@ impl SvmVcpu {
         let guest_fpu = FpuState::try_new().ok_or(Status::NoMemory)?;
         let host_fpu = FpuState::try_new().ok_or(Status::NoMemory)?;
         // Control area.
-        vmcb.write32(vmcb::INTERCEPT_EXCEPTIONS, 1 << 18);
+        vmcb.write32(vmcb::INTERCEPT_EXCEPTIONS, INTERCEPT_MC);
         vmcb.write32(
             vmcb::INTERCEPT_MISC1,
             MISC1_INTR
@@ -435,6 +445,7 @@ impl SvmVcpu {
                 Exit::InterruptWindow
             }
             EXIT_CPUID => Exit::Cpuid,
+            EXIT_SWINT => Exit::SoftwareInterrupt,
             EXIT_INVD => Exit::NoOp { len: 2 },
             EXIT_PAUSE => Exit::Pause,
             EXIT_HLT => Exit::Hlt,
@@ -465,6 +476,9 @@ impl SvmVcpu {
             }
             EXIT_INVALID => Exit::EntryFailed,
             EXIT_EXCP_MC => Exit::Unknown(code),
+            EXIT_EXCP_BASE..=EXIT_EXCP_LAST => {
+                Exit::Exception { vector: (code - EXIT_EXCP_BASE) as u8, error_code: info1 as u32, address: info2 }
+            }
             other => Exit::Unknown(other),
         }
     }
@@ -525,6 +539,8 @@ impl VcpuBackend for SvmVcpu {
         }
         let host_vmcb = cpu.host_vmcb.load(Ordering::Relaxed);
         let guest_vmcb = self.vmcb.phys();
+        let injected = self.vmcb.read64(vmcb::EVENT_INJ) & EVENT_VALID != 0;
+        let rip_at_entry = self.vmcb.read64(vmcb::RIP);
         // SAFETY: SVM is on for this CPU (prepare_this_cpu) with a host save
         // area; the VMCB is a complete, consistent control block of ours and
         // its nested tables, IOPM and MSRPM are live. GIF is cleared around
@@ -551,9 +567,20 @@ impl VcpuBackend for SvmVcpu {
         }
         run.cpu.store(NOT_RUNNING, Ordering::SeqCst);
         self.vmcb.write8(vmcb::TLB_CONTROL, 0);
-        // An event whose delivery the exit cut short goes in again first.
+        // An event whose delivery the exit cut short goes in again first,
+        // except the guest's own INT3, INTO or INT n: RIP is still at the
+        // instruction, which runs again (re-injected, it would push its own
+        // address as the return address: there is no NRIPS here). An event
+        // we injected whose delivery never got anywhere (RIP unchanged) is
+        // ours and goes in again whatever its type.
         let interrupted = self.vmcb.read64(vmcb::EXIT_INT_INFO);
-        let reinject = if interrupted & EVENT_VALID != 0 { interrupted } else { 0 };
+        let ours = injected && self.vmcb.read64(vmcb::RIP) == rip_at_entry;
+        let guest_soft = match interrupted & EVENT_TYPE_MASK {
+            EVENT_TYPE_SOFT => true,
+            EVENT_TYPE_EXCEPTION => matches!(interrupted & 0xff, 3 | 4),
+            _ => false,
+        };
+        let reinject = if interrupted & EVENT_VALID != 0 && (ours || !guest_soft) { interrupted } else { 0 };
         self.vmcb.write64(vmcb::EVENT_INJ, reinject);
         let exit = self.decode_exit();
         if irq_on {
@@ -686,12 +713,26 @@ impl VcpuBackend for SvmVcpu {
         let value = match event {
             Event::Nmi => EVENT_VALID | EVENT_TYPE_NMI | 2,
             Event::External(vector) => EVENT_VALID | EVENT_TYPE_INTR | u64::from(vector),
+            Event::Software(vector) => EVENT_VALID | EVENT_TYPE_SOFT | u64::from(vector),
             Event::Exception { vector, error_code: None } => EVENT_VALID | EVENT_TYPE_EXCEPTION | u64::from(vector),
             Event::Exception { vector, error_code: Some(code) } => {
                 EVENT_VALID | EVENT_TYPE_EXCEPTION | EVENT_ERROR_VALID | u64::from(vector) | (u64::from(code) << 32)
             }
         };
         self.vmcb.write64(vmcb::EVENT_INJ, value);
+    }
+
+    fn set_exception_intercepts(&mut self, vectors: u32) {
+        self.vmcb.write32(vmcb::INTERCEPT_EXCEPTIONS, vectors | INTERCEPT_MC);
+        // QEMU raises INT3 and INTO as software interrupts, checked against
+        // the INTn intercept, not #BP's or #OF's.
+        let misc1 = self.vmcb.read32(vmcb::INTERCEPT_MISC1) & !MISC1_INTN;
+        let soft = vectors & ((1 << 3) | (1 << 4)) != 0;
+        self.vmcb.write32(vmcb::INTERCEPT_MISC1, if soft { misc1 | MISC1_INTN } else { misc1 });
+    }
+
+    fn set_cr2(&mut self, cr2: u64) {
+        self.vmcb.write64(vmcb::CR2, cr2);
     }
 
     fn set_interrupt_window(&mut self, on: bool) {
