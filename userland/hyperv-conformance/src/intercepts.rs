@@ -28,6 +28,7 @@ cases![
     cpuid_message_and_emulated_result,
     cpuid_none_removes,
     exception_message,
+    triple_fault_is_unrecoverable_exception,
 ];
 
 const RW: u32 = intercept::ACCESS_READ | intercept::ACCESS_WRITE;
@@ -299,5 +300,24 @@ fn exception_message(ctx: &Ctx) -> Outcome {
     resume(ctx, &vm, h.rip + 2, &[])?;
     vm.wait_done()?;
     expect_eq!(vm.result(0, 0), 1);
+    Ok(())
+}
+
+fn triple_fault_is_unrecoverable_exception(ctx: &Ctx) -> Outcome {
+    // No exception intercept and no IDT: the #UD cannot be delivered, the
+    // guest triple-faults, and the parent gets the unsolicited
+    // UnrecoverableException message (reference §5.2) with the VP held.
+    let vm = Vm::new(ctx, 0)?;
+    vm.script(&[Op::Ud2]);
+    vm.start()?;
+    let m = ctx.wait_message(0)?;
+    expect_eq!(m.header.message_type, message_type::UNRECOVERABLE_EXCEPTION);
+    expect_eq!(m.header.origination_id, vm.id());
+    let h = m.intercept_header().ok_or("no intercept header")?;
+    expect_eq!(h.vp_index, 0);
+    expect_eq!(ctx.get_reg(vm.id(), 0, reg::INTERCEPT_SUSPEND).1, 1);
+    expect_eq!(ctx.consume_message(0), HvStatus::SUCCESS);
+    let _ = mx::nanosleep(mx::deadline_after(20_000_000));
+    expect!(!vm.done(), "the guest ran on after a triple fault");
     Ok(())
 }
