@@ -425,7 +425,7 @@ impl Ctx {
 }
 
 /// How long the root waits for a message or an event flag.
-pub const SYNIC_TIMEOUT_NS: u64 = 20_000_000_000;
+pub const SYNIC_TIMEOUT_NS: u64 = 10_000_000_000;
 
 impl Ctx {
     /// Waits until the SIM slot of `sint` holds a message; returns it (the slot stays full).

@@ -21,7 +21,7 @@ pub const VP_PAGES: usize = 4;
 /// A non-zero guest OS id (open-source encoding, Linux-like).
 pub const GUEST_OS_ID: u64 = 0x8100_0000_0000_0001;
 /// How long a guest may take to reach a point (TCG is slow, and the machine shared).
-pub const GUEST_TIMEOUT_NS: u64 = 20_000_000_000;
+pub const GUEST_TIMEOUT_NS: u64 = 10_000_000_000;
 
 /// Fails with the unexpected status of a setup step.
 pub fn setup(what: &str, r: HvResult) -> Result<(), Failure> {
