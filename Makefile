@@ -81,7 +81,7 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/hyperv-conformance build/bootfs/hyperv-conformance
 	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
 	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
-	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-conformance +hyperv\n' > build/bootfs/hyperv.rc

@@ -1610,7 +1610,8 @@ pub trait SyscallHandler {
     /// #112 `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out)` (scope `G`).
     ///
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     ///
     /// Handles (lookup checks): `resource`: MX_OBJ_TYPE_RESOURCE; no rights. `physmem_vmo`: MX_OBJ_TYPE_VMO; READ | WRITE | EXECUTE.
@@ -1692,7 +1693,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`: `args->apic_vmo`
     /// - `MX_ERR_ACCESS_DENIED`: `apic_vmo` lacks READ or WRITE
     /// - `MX_ERR_WRONG_TYPE`: `apic_vmo` is not a VMO
-    /// - `MX_ERR_INVALID_ARGS`: `ip` >= guest memory size, or `cr3` >= size - 4096
+    /// - `MX_ERR_INVALID_ARGS`: `ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`
     /// - `MX_ERR_NO_RESOURCES`: no VCPU id (ASID) left; OUT_OF_RANGE is also possible
     /// - `MX_ERR_NO_MEMORY`
     /// - `MX_ERR_INVALID_ARGS`: `out` cannot be written
@@ -1889,6 +1890,64 @@ pub trait SyscallHandler {
         let _ = (a, b, c);
         Err(Status::NotSupported)
     }
+
+    /// #131 `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len)` (scope `G`).
+    ///
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    ///
+    /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE. `vmo`: MX_OBJ_TYPE_VMO; READ | WRITE | EXECUTE.
+    ///
+    /// Errors, in check order:
+    /// - `MX_ERR_INVALID_ARGS`: `options != 0`
+    /// - `MX_ERR_BAD_HANDLE`: `guest`
+    /// - `MX_ERR_ACCESS_DENIED`: `guest` lacks WRITE
+    /// - `MX_ERR_WRONG_TYPE`: `guest` is not a guest
+    /// - `MX_ERR_BAD_HANDLE`: `vmo`
+    /// - `MX_ERR_ACCESS_DENIED`: `vmo` lacks READ, WRITE or EXECUTE
+    /// - `MX_ERR_WRONG_TYPE`: `vmo` is not a VMO
+    /// - `MX_ERR_ACCESS_DENIED`: `vmo` is read-only (the vDSO)
+    /// - `MX_ERR_INVALID_ARGS`: `gpa`, `vmo_offset` or `len` not page-aligned, or `len == 0`
+    /// - `MX_ERR_OUT_OF_RANGE`: `gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)
+    /// - `MX_ERR_OUT_OF_RANGE`: `vmo_offset + len` exceeds the VMO's size (or overflows)
+    /// - `MX_ERR_ALREADY_EXISTS`: the range intersects an existing mapping
+    /// - `MX_ERR_NO_MEMORY`
+    fn guest_map(
+        &mut self,
+        guest: HandleArg,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: HandleArg,
+        vmo_offset: u64,
+        len: usize,
+    ) -> MxResult;
+
+    /// #132 `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len)` (scope `G`).
+    ///
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    ///
+    /// Handles (lookup checks): `guest`: MX_OBJ_TYPE_GUEST; WRITE.
+    ///
+    /// Errors, in check order:
+    /// - `MX_ERR_BAD_HANDLE`: `guest`
+    /// - `MX_ERR_ACCESS_DENIED`: `guest` lacks WRITE
+    /// - `MX_ERR_WRONG_TYPE`: `guest` is not a guest
+    /// - `MX_ERR_INVALID_ARGS`: `gpa` or `len` not page-aligned, or `len == 0`
+    /// - `MX_ERR_OUT_OF_RANGE`: `gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)
+    /// - `MX_ERR_NO_MEMORY`: to split a mapping
+    fn guest_unmap(&mut self, guest: HandleArg, gpa: mx_vaddr_t, len: usize) -> MxResult;
 
 }
 
@@ -2715,6 +2774,22 @@ pub fn dispatch<H: SyscallHandler + ?Sized>(h: &mut H, num: u64, a: &[u64; 8]) -
             ))
         }
         130 => ret_status(h.syscall_test_wrapper(a[0] as i32, a[1] as i32, a[2] as i32)),
+        131 => {
+            const GUEST: HandleSpec = HandleSpec { types: &[ObjType::Guest], rights: Rights::WRITE };
+            const VMO: HandleSpec = HandleSpec { types: &[ObjType::Vmo], rights: Rights::READ.union(Rights::WRITE).union(Rights::EXECUTE) };
+            ret_status(h.guest_map(
+                HandleArg::new(a[0], GUEST),
+                a[1] as u32,
+                a[2] as usize,
+                HandleArg::new(a[3], VMO),
+                a[4],
+                a[5] as usize,
+            ))
+        }
+        132 => {
+            const GUEST: HandleSpec = HandleSpec { types: &[ObjType::Guest], rights: Rights::WRITE };
+            ret_status(h.guest_unmap(HandleArg::new(a[0], GUEST), a[1] as usize, a[2] as usize))
+        }
         _ => ret_status(Err(Status::BadSyscall)),
     }
 }
@@ -3527,6 +3602,22 @@ impl SyscallHandler for Probe {
     }
     fn syscall_test_wrapper(&mut self, a: i32, b: i32, c: i32) -> MxResult {
         self.0.push(std::format!("syscall_test_wrapper {:?}", (a, b, c)));
+        Err(Status::NotSupported)
+    }
+    fn guest_map(
+        &mut self,
+        guest: HandleArg,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: HandleArg,
+        vmo_offset: u64,
+        len: usize,
+    ) -> MxResult {
+        self.0.push(std::format!("guest_map {:?}", (guest, options, gpa, vmo, vmo_offset, len)));
+        Err(Status::NotSupported)
+    }
+    fn guest_unmap(&mut self, guest: HandleArg, gpa: mx_vaddr_t, len: usize) -> MxResult {
+        self.0.push(std::format!("guest_unmap {:?}", (guest, gpa, len)));
         Err(Status::NotSupported)
     }
 }

@@ -12,7 +12,7 @@
     .balign 8
     .globl __mx_vdso_count
 __mx_vdso_count:
-    .quad 139
+    .quad 141
     .globl __mx_vdso_names
 __mx_vdso_names:
     .quad .Lname0
@@ -154,6 +154,8 @@ __mx_vdso_names:
     .quad .Lname136
     .quad .Lname137
     .quad .Lname138
+    .quad .Lname139
+    .quad .Lname140
 .Lname0: .asciz "_mx_time_get"
 .Lname1: .asciz "_mx_nanosleep"
 .Lname2: .asciz "_mx_ticks_get"
@@ -293,12 +295,14 @@ __mx_vdso_names:
 .Lname136: .asciz "_mx_syscall_test_7"
 .Lname137: .asciz "_mx_syscall_test_8"
 .Lname138: .asciz "_mx_syscall_test_wrapper"
+.Lname139: .asciz "_mx_guest_map"
+.Lname140: .asciz "_mx_guest_unmap"
 
     .bss
     .balign 8
     .globl __mx_vdso_table
 __mx_vdso_table:
-    .zero 1112
+    .zero 1128
 
     .text
     .balign 8
@@ -1552,3 +1556,21 @@ _mx_syscall_test_8:
 _mx_syscall_test_wrapper:
     jmp *__mx_vdso_table+1104(%rip)
     .size _mx_syscall_test_wrapper, . - _mx_syscall_test_wrapper
+    .balign 8
+    .globl _mx_guest_map
+    .type _mx_guest_map,@function
+    .weak mx_guest_map
+    .type mx_guest_map,@function
+    .set mx_guest_map, _mx_guest_map
+_mx_guest_map:
+    jmp *__mx_vdso_table+1112(%rip)
+    .size _mx_guest_map, . - _mx_guest_map
+    .balign 8
+    .globl _mx_guest_unmap
+    .type _mx_guest_unmap,@function
+    .weak mx_guest_unmap
+    .type mx_guest_unmap,@function
+    .set mx_guest_unmap, _mx_guest_unmap
+_mx_guest_unmap:
+    jmp *__mx_vdso_table+1120(%rip)
+    .size _mx_guest_unmap, . - _mx_guest_unmap

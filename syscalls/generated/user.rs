@@ -928,7 +928,8 @@ extern "C" {
     ) -> mx_status_t;
 
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     ///
     /// C: `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out);` (syscall #112).
@@ -1077,4 +1078,34 @@ extern "C" {
     ///
     /// C: `mx_status_t mx_syscall_test_wrapper(int a, int b, int c);` (syscall #130).
     pub fn mx_syscall_test_wrapper(a: i32, b: i32, c: i32) -> mx_status_t;
+
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    ///
+    /// C: `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len);` (syscall #131).
+    pub fn mx_guest_map(
+        guest: mx_handle_t,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: mx_handle_t,
+        vmo_offset: u64,
+        len: usize,
+    ) -> mx_status_t;
+
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    ///
+    /// C: `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);` (syscall #132).
+    pub fn mx_guest_unmap(guest: mx_handle_t, gpa: mx_vaddr_t, len: usize) -> mx_status_t;
 }

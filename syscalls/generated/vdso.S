@@ -3007,6 +3007,45 @@ CODE_SYSRET_syscall_test_wrapper_VIA_mx_syscall_test_wrapper:
     .cfi_endproc
     .size _mx_syscall_test_wrapper, . - _mx_syscall_test_wrapper
 
+// mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len);
+    .balign 16
+    .globl _mx_guest_map
+    .type _mx_guest_map,@function
+    .weak mx_guest_map
+    .type mx_guest_map,@function
+    .set mx_guest_map, _mx_guest_map
+_mx_guest_map:
+.Lentry_guest_map:
+    .cfi_startproc
+    mov %rcx, %r10
+    mov $131, %eax
+    syscall
+    .globl CODE_SYSRET_guest_map_VIA_mx_guest_map
+    .hidden CODE_SYSRET_guest_map_VIA_mx_guest_map
+CODE_SYSRET_guest_map_VIA_mx_guest_map:
+    ret
+    .cfi_endproc
+    .size _mx_guest_map, . - _mx_guest_map
+
+// mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
+    .balign 16
+    .globl _mx_guest_unmap
+    .type _mx_guest_unmap,@function
+    .weak mx_guest_unmap
+    .type mx_guest_unmap,@function
+    .set mx_guest_unmap, _mx_guest_unmap
+_mx_guest_unmap:
+.Lentry_guest_unmap:
+    .cfi_startproc
+    mov $132, %eax
+    syscall
+    .globl CODE_SYSRET_guest_unmap_VIA_mx_guest_unmap
+    .hidden CODE_SYSRET_guest_unmap_VIA_mx_guest_unmap
+CODE_SYSRET_guest_unmap_VIA_mx_guest_unmap:
+    ret
+    .cfi_endproc
+    .size _mx_guest_unmap, . - _mx_guest_unmap
+
 // The constants block (mx_abi::vdso::VdsoConstants), as shipped before the kernel
 // fills it in. It starts the constants page (VDSO_CONSTANTS_OFFSET in vdso-layout.rs).
     .section .vdso_constants,"a",@progbits

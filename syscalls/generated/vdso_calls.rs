@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use mx_abi::*;
 
 /// The vDSO symbol each slot of [`SLOTS`] holds, in table order.
-pub const SYMBOLS: [&str; 139] = [
+pub const SYMBOLS: [&str; 141] = [
     "_mx_time_get",
     "_mx_nanosleep",
     "_mx_ticks_get",
@@ -150,10 +150,12 @@ pub const SYMBOLS: [&str; 139] = [
     "_mx_syscall_test_7",
     "_mx_syscall_test_8",
     "_mx_syscall_test_wrapper",
+    "_mx_guest_map",
+    "_mx_guest_unmap",
 ];
 
 /// The resolved address of each symbol of [`SYMBOLS`]; 0 until resolved.
-pub static SLOTS: [AtomicUsize; 139] = [const { AtomicUsize::new(0) }; 139];
+pub static SLOTS: [AtomicUsize; 141] = [const { AtomicUsize::new(0) }; 141];
 
 /// Reads a clock: MONOTONIC (ns since boot), UTC (monotonic plus the
 /// `mx_clock_adjust` offset) or THREAD (the caller's run time).
@@ -3032,7 +3034,8 @@ pub unsafe fn mx_resource_create(
 }
 
 /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-/// memory is `physmem_vmo` from address 0. `resource` must be of kind
+/// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+/// live on `mx_guest_map` mappings alone). `resource` must be of kind
 /// HYPERVISOR or ROOT.
 ///
 /// C: `mx_status_t mx_guest_create(mx_handle_t resource, uint32_t options, mx_handle_t physmem_vmo, mx_handle_t* out);`.
@@ -3482,6 +3485,68 @@ pub unsafe fn mx_syscall_test_wrapper(a: i32, b: i32, c: i32) -> mx_status_t {
         vdso_addr => unsafe {
             let vdso_fn: unsafe extern "C" fn(i32, i32, i32) -> mx_status_t = core::mem::transmute(vdso_addr);
             vdso_fn(a, b, c)
+        },
+    }
+}
+
+/// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+/// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+/// are seen by the guest and the other way round. The VMO is pinned
+/// while any page of it is mapped (it cannot shrink or decommit). A
+/// mapping takes priority over the physmem VMO at the same GPA; MEM
+/// traps take priority over both. Every page is mapped readable,
+/// writable and executable. The mappings go away with the guest.
+///
+/// C: `mx_status_t mx_guest_map(mx_handle_t guest, uint32_t options, mx_vaddr_t gpa, mx_handle_t vmo, uint64_t vmo_offset, size_t len);`.
+///
+/// # Safety
+///
+/// Pointer arguments must be valid as the C contract says.
+/// Before the vDSO is resolved the call fails without entering it.
+#[inline]
+pub unsafe fn mx_guest_map(
+    guest: mx_handle_t,
+    options: u32,
+    gpa: mx_vaddr_t,
+    vmo: mx_handle_t,
+    vmo_offset: u64,
+    len: usize,
+) -> mx_status_t {
+    match SLOTS[139].load(Ordering::Relaxed) {
+        0 => Status::BadSyscall as mx_status_t,
+        // SAFETY: a non-zero slot holds the vDSO's `_mx_guest_map`, whose C signature
+        // is the one declared here (both come from the syscall table).
+        vdso_addr => unsafe {
+            let vdso_fn: unsafe extern "C" fn(mx_handle_t, u32, mx_vaddr_t, mx_handle_t, u64, usize) -> mx_status_t = core::mem::transmute(vdso_addr);
+            vdso_fn(guest, options, gpa, vmo, vmo_offset, len)
+        },
+    }
+}
+
+/// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+/// (magnetar): pages no mapping covers are fine, a mapping partly
+/// covered is trimmed or split. Before it returns no VCPU of the guest
+/// can reach the removed pages any more (VCPUs running the guest are
+/// made to exit and drop their cached translations), and the VMOs no
+/// longer mapped are unpinned. An access to a removed page then behaves
+/// as one to a page never mapped: physmem below its size, a MEM trap, or
+/// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+///
+/// C: `mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);`.
+///
+/// # Safety
+///
+/// Pointer arguments must be valid as the C contract says.
+/// Before the vDSO is resolved the call fails without entering it.
+#[inline]
+pub unsafe fn mx_guest_unmap(guest: mx_handle_t, gpa: mx_vaddr_t, len: usize) -> mx_status_t {
+    match SLOTS[140].load(Ordering::Relaxed) {
+        0 => Status::BadSyscall as mx_status_t,
+        // SAFETY: a non-zero slot holds the vDSO's `_mx_guest_unmap`, whose C signature
+        // is the one declared here (both come from the syscall table).
+        vdso_addr => unsafe {
+            let vdso_fn: unsafe extern "C" fn(mx_handle_t, mx_vaddr_t, usize) -> mx_status_t = core::mem::transmute(vdso_addr);
+            vdso_fn(guest, gpa, len)
         },
     }
 }

@@ -56,7 +56,10 @@ c_consts! {
     pub const C_GUEST_SPACES: ConstGroup = ConstStyle::Define { fmt: Fmt::Shift, cast: None };
     {
         /// Size of the guest-physical address space: 2^48 bytes (four-level
-        /// nested paging). Guest RAM (the physmem VMO) starts at 0.
+        /// nested paging). Guest RAM (the physmem VMO, possibly empty) starts
+        /// at 0; `mx_guest_map` mappings take priority over it and MEM traps
+        /// over both. An access none of them covers makes `mx_vcpu_resume`
+        /// return `MX_ERR_OUT_OF_RANGE`.
         pub const GUEST_PHYS_SIZE: u64 = 1 << 48 => "MX_GUEST_PHYS_SIZE";
         /// Size of the guest I/O port space: ports 0 to 0xFFFF inclusive.
         pub const GUEST_IO_SIZE: u64 = 1 << 16 => "MX_GUEST_IO_SIZE";
@@ -111,9 +114,13 @@ c_struct! {
     /// The arguments of `mx_vcpu_create` (x86 layout).
     pub struct VcpuCreateArgs as mx_vcpu_create_args_t, size 24;
     {
-        /// Initial RIP (guest-physical, below the guest memory size).
+        /// Initial RIP: below `MX_GUEST_PHYS_SIZE`. Nothing need back it
+        /// yet (physmem, a mapping or a MEM trap); an access to a
+        /// guest-physical address none of those covers makes
+        /// `mx_vcpu_resume` return `MX_ERR_OUT_OF_RANGE`.
         @0 pub ip: u64 as "mx_vaddr_t ip";
-        /// Initial CR3 (below the guest memory size minus a page).
+        /// Initial CR3: at most `MX_GUEST_PHYS_SIZE - 4096` (no alignment
+        /// required), under the same rule.
         @8 pub cr3: u64 as "mx_vaddr_t cr3";
         /// A VMO of at least one page (READ|WRITE) backing the virtual APIC page.
         @16 pub apic_vmo: u32 as "mx_handle_t apic_vmo";

@@ -1,5 +1,5 @@
-//! THE syscall table: every syscall of contract §3, in sysgen order, declared
-//! once. Kernel dispatch, the userspace bindings, the C prototypes and the
+//! THE syscall table: every syscall of contract §3, in sysgen order, then
+//! magnetar's additions (numbered after them), declared once. Kernel dispatch, the userspace bindings, the C prototypes and the
 //! reference docs are generated from it by `abigen`.
 //!
 //! Entry syntax (see the `syscalls!` macro): `syscall NUMBER name [attributes] "TAG"
@@ -1109,7 +1109,8 @@ syscalls! {
     // ------------------------------------------------------------ hypervisor
 
     /// Creates a guest (rights 0x000b, not waitable) whose guest-physical
-    /// memory is `physmem_vmo` from address 0. `resource` must be of kind
+    /// memory is `physmem_vmo` from address 0 (it may be empty: a guest can
+    /// live on `mx_guest_map` mappings alone). `resource` must be of kind
     /// HYPERVISOR or ROOT.
     syscall 112 guest_create "G" (
         resource: handle(Resource; NONE),
@@ -1187,7 +1188,7 @@ syscalls! {
         BadHandle("`args->apic_vmo`"),
         AccessDenied("`apic_vmo` lacks READ or WRITE"),
         WrongType("`apic_vmo` is not a VMO"),
-        InvalidArgs("`ip` >= guest memory size, or `cr3` >= size - 4096"),
+        InvalidArgs("`ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`"),
         NoResources("no VCPU id (ASID) left; OUT_OF_RANGE is also possible"),
         NoMemory,
         InvalidArgs("`out` cannot be written"),
@@ -1304,6 +1305,59 @@ syscalls! {
     syscall 129 syscall_test_8 "–" (a: int, b: int, c: int, d: int, e: int, f: int, g: int, h: int) -> mx_status_t {}
     /// Returns the sum of its arguments (through a vDSO wrapper).
     syscall 130 syscall_test_wrapper "–" (a: int, b: int, c: int) -> mx_status_t {}
+
+    // ------------------------------------------------- magnetar: guest memory
+
+    /// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from
+    /// `vmo_offset` (magnetar). The pages are shared: writes through the VMO
+    /// are seen by the guest and the other way round. The VMO is pinned
+    /// while any page of it is mapped (it cannot shrink or decommit). A
+    /// mapping takes priority over the physmem VMO at the same GPA; MEM
+    /// traps take priority over both. Every page is mapped readable,
+    /// writable and executable. The mappings go away with the guest.
+    syscall 131 guest_map "G" (
+        guest: handle(Guest; WRITE),
+        options: uint32_t,
+        gpa: mx_vaddr_t,
+        vmo: handle(Vmo; READ | WRITE | EXECUTE),
+        vmo_offset: uint64_t,
+        len: size_t,
+    ) -> mx_status_t {
+        InvalidArgs("`options != 0`"),
+        BadHandle("`guest`"),
+        AccessDenied("`guest` lacks WRITE"),
+        WrongType("`guest` is not a guest"),
+        BadHandle("`vmo`"),
+        AccessDenied("`vmo` lacks READ, WRITE or EXECUTE"),
+        WrongType("`vmo` is not a VMO"),
+        AccessDenied("`vmo` is read-only (the vDSO)"),
+        InvalidArgs("`gpa`, `vmo_offset` or `len` not page-aligned, or `len == 0`"),
+        OutOfRange("`gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)"),
+        OutOfRange("`vmo_offset + len` exceeds the VMO's size (or overflows)"),
+        AlreadyExists("the range intersects an existing mapping"),
+        NoMemory,
+    }
+
+    /// Removes every mapped page in guest-physical `[gpa, gpa + len)`
+    /// (magnetar): pages no mapping covers are fine, a mapping partly
+    /// covered is trimmed or split. Before it returns no VCPU of the guest
+    /// can reach the removed pages any more (VCPUs running the guest are
+    /// made to exit and drop their cached translations), and the VMOs no
+    /// longer mapped are unpinned. An access to a removed page then behaves
+    /// as one to a page never mapped: physmem below its size, a MEM trap, or
+    /// `mx_vcpu_resume` returns `MX_ERR_OUT_OF_RANGE`.
+    syscall 132 guest_unmap "G" (
+        guest: handle(Guest; WRITE),
+        gpa: mx_vaddr_t,
+        len: size_t,
+    ) -> mx_status_t {
+        BadHandle("`guest`"),
+        AccessDenied("`guest` lacks WRITE"),
+        WrongType("`guest` is not a guest"),
+        InvalidArgs("`gpa` or `len` not page-aligned, or `len == 0`"),
+        OutOfRange("`gpa + len > MX_GUEST_PHYS_SIZE` (or overflows)"),
+        NoMemory("to split a mapping"),
+    }
 }
 
 /// `MX_SYS_COUNT`: one past the highest kernel syscall number.
@@ -1337,7 +1391,8 @@ mod tests {
     use crate::meta::{ArgKind, Len};
 
     /// Contract §3: non-vDSO entries are numbered from 0 in file order, and
-    /// `MX_SYS_COUNT` is 131. Nothing is declared twice.
+    /// `MX_SYS_COUNT` is 131, plus magnetar's two guest-memory calls (131,
+    /// 132) appended after them. Nothing is declared twice.
     #[test]
     fn numbers_follow_sysgen_order() {
         let mut next = 0;
@@ -1352,8 +1407,10 @@ mod tests {
             }
             assert_eq!(SYSCALLS.iter().filter(|t| t.name == s.name).count(), 1, "{}", s.name);
         }
-        assert_eq!(SYS_COUNT, 131);
-        assert_eq!(SYSCALLS.len(), 141);
+        assert_eq!(SYS_COUNT, 133);
+        assert_eq!(SYSCALLS.len(), 143);
+        assert_eq!(by_name("guest_map").and_then(|s| s.num), Some(131));
+        assert_eq!(by_name("guest_unmap").and_then(|s| s.num), Some(132));
         assert_eq!(by_name("guest_set_trap").and_then(|s| s.num), Some(113));
         assert_eq!(by_number(115).map(|s| s.name), Some("vcpu_resume"));
     }

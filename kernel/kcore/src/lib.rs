@@ -31,6 +31,7 @@ pub mod bootfs;
 pub mod cmdline;
 pub mod elf;
 pub mod frame;
+pub mod guestmap;
 pub mod handle;
 pub mod ksyms;
 pub mod memmap;

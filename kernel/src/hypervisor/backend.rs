@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kcore::x86decode::Mode;
 use kcore::x86paging::PagingRegs;
 use mx_abi::{Status, VcpuSystem};
@@ -98,20 +98,36 @@ pub enum Exit {
     Unknown(u64),
 }
 
-/// Shared between a running VCPU and the threads that interrupt it.
+/// Shared between a running VCPU and the threads that interrupt it or
+/// wait for it to leave the guest.
 #[derive(Debug)]
 pub struct RunState {
-    /// The CPU running the guest right now, or [`NOT_RUNNING`].
+    /// The CPU running the guest right now, or [`NOT_RUNNING`]. Set
+    /// before the entry reads anything that decides what the guest can
+    /// reach (the nested tables' generation), cleared after the exit.
     pub cpu: AtomicU32,
+    /// Entries begun so far, counted right after `cpu` is set: a waiter
+    /// that saw entry n running knows it ended once this moves on.
+    pub entries: AtomicU64,
     /// Set by `vcpu_interrupt`: the next entry must re-evaluate events.
     pub kick: AtomicBool,
+    /// The entry a guest-memory shootdown waits for, or [`NO_ENTRY`]
+    /// (owned by the shootdown in progress; see `Guest::shoot_down`).
+    pub awaited: AtomicU64,
 }
 
 pub const NOT_RUNNING: u32 = u32::MAX;
+/// No entry awaited.
+pub const NO_ENTRY: u64 = u64::MAX;
 
 impl RunState {
     pub const fn new() -> RunState {
-        RunState { cpu: AtomicU32::new(NOT_RUNNING), kick: AtomicBool::new(false) }
+        RunState {
+            cpu: AtomicU32::new(NOT_RUNNING),
+            entries: AtomicU64::new(0),
+            kick: AtomicBool::new(false),
+            awaited: AtomicU64::new(NO_ENTRY),
+        }
     }
 }
 
@@ -121,8 +137,9 @@ pub trait GuestBackend: Send + Sync {
     /// writable and executable. `NO_MEMORY` if a table cannot be allocated.
     fn map_page(&self, gpa: u64, hpa: u64) -> Result<(), Status>;
     /// Removes every mapping in `[gpa, gpa + len)`. VCPUs drop cached
-    /// translations at their next entry.
-    fn unmap_range(&self, gpa: u64, len: u64);
+    /// translations at their next entry; a VCPU in the guest now may still
+    /// use them until it exits. True if anything was mapped there.
+    fn unmap_range(&self, gpa: u64, len: u64) -> bool;
     /// A VCPU of this guest in the state of decision 9.
     fn create_vcpu(&self, entry: VcpuEntry) -> Result<Box<dyn VcpuBackend>, Status>;
 }

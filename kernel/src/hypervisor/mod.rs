@@ -8,11 +8,21 @@
 //! The guest-physical address space is `MX_GUEST_PHYS_SIZE` = 2^48 bytes
 //! (four-level nested paging). The physmem VMO is guest RAM from GPA 0; its
 //! pages enter the nested page tables lazily, on the first nested page
-//! fault for each. MEM traps may lie anywhere below 2^48, RAM or not (MMIO
-//! above RAM is the usual case); a trapped page is never mapped. An access
-//! to an address that is neither RAM nor trapped makes `vcpu_resume` return
-//! `OUT_OF_RANGE`. The physmem VMO is pinned while the guest lives: it
-//! cannot shrink or decommit pages the nested tables may map (`BAD_STATE`).
+//! fault for each. `guest_map` backs more guest pages with other VMOs'
+//! pages (kept in a sorted list, `kcore::guestmap`), taking priority over
+//! physmem; they too enter the tables lazily. MEM traps may lie anywhere
+//! below 2^48 and take priority over both; a trapped page is never mapped.
+//! An access to an address that is neither trapped, mapped nor RAM makes
+//! `vcpu_resume` return `OUT_OF_RANGE`. The physmem VMO is pinned while the
+//! guest lives, a mapped VMO while any mapping holds it: neither can
+//! shrink or decommit pages the nested tables may map (`BAD_STATE`).
+//!
+//! Removing pages from the nested tables (`guest_unmap`, a mapping or a MEM
+//! trap over pages already mapped) bumps the tables' generation, so every
+//! VCPU's next entry takes a fresh ASID; the caller then shoots down: each
+//! VCPU in the guest at that moment is kicked out by IPI and waited for,
+//! using the entry count in its `RunState` (no allocation). Only then are
+//! the VMOs of removed mappings unpinned.
 //!
 //! # Traps
 //!

@@ -2,7 +2,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::backend::{Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, RAX, RCX, RDX};
+use super::backend::{
+    Event, Exit, GuestBackend, RunState, VcpuBackend, VcpuEntry, NOT_RUNNING, NO_ENTRY, RAX, RCX, RDX,
+};
 use super::x86;
 use crate::arch::x86::percpu::cpu_index;
 use crate::object::port::{Port, PortTrap};
@@ -12,7 +14,9 @@ use crate::sync::IrqSpinlock;
 use crate::vm::Vmo;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kcore::guestmap::{GuestMappings, MapError};
 use kcore::trap::{TrapError, TrapKind, TrapMap, GUEST_PHYS_SIZE};
 use kcore::x86decode::{self, DecodeError, Mode};
 use kcore::x86paging::{self, WalkError};
@@ -49,15 +53,58 @@ fn trap_status(error: TrapError) -> Status {
     }
 }
 
+fn map_status(error: MapError) -> Status {
+    match error {
+        MapError::InvalidArgs => Status::InvalidArgs,
+        MapError::OutOfRange => Status::OutOfRange,
+        MapError::AlreadyExists => Status::AlreadyExists,
+        MapError::NoMemory => Status::NoMemory,
+    }
+}
+
+/// A VMO a guest mapping holds, pinned for as long as the holder lives (a
+/// split mapping pins it once more).
+struct PinnedVmo(Arc<Vmo>);
+
+impl PinnedVmo {
+    fn new(vmo: Arc<Vmo>) -> PinnedVmo {
+        vmo.pin();
+        PinnedVmo(vmo)
+    }
+}
+
+impl Clone for PinnedVmo {
+    fn clone(&self) -> PinnedVmo {
+        PinnedVmo::new(self.0.clone())
+    }
+}
+
+impl Drop for PinnedVmo {
+    fn drop(&mut self) {
+        self.0.unpin();
+    }
+}
+
+/// What decides where a guest-physical access goes: traps first, then
+/// mappings, then the physmem VMO.
+struct Space {
+    /// A trap with a port holds its packet pool in that port.
+    traps: TrapMap<Arc<PortTrap>>,
+    mappings: GuestMappings<PinnedVmo>,
+}
+
 /// A guest: physical memory, traps and the hardware's view of both.
 pub struct Guest {
     base: ObjectBase,
     memory: Arc<Vmo>,
     backend: Box<dyn GuestBackend>,
-    /// Held while a nested page fault maps a page, so a MEM trap set at the
-    /// same time cannot be mapped over. A trap with a port holds its packet
-    /// pool in that port.
-    traps: IrqSpinlock<TrapMap<Arc<PortTrap>>>,
+    /// Held while a nested page fault maps a page, so a MEM trap set or a
+    /// mapping removed at the same time cannot be mapped over.
+    space: IrqSpinlock<Space>,
+    /// The run states of the guest's VCPUs, for shootdowns.
+    vcpus: IrqSpinlock<Vec<Arc<RunState>>>,
+    /// One shootdown at a time (they own `RunState::awaited`).
+    shootdown: spin::Mutex<()>,
     /// The vectors EXCEPTION traps cover (bit n = vector n), read by every
     /// VM entry without the lock.
     trapped_exceptions: AtomicU32,
@@ -97,7 +144,9 @@ impl Guest {
             base: ObjectBase::new(ObjType::Guest, Signals::NONE),
             memory,
             backend,
-            traps: IrqSpinlock::new(TrapMap::new(GUEST_PHYS_SIZE)),
+            space: IrqSpinlock::new(Space { traps: TrapMap::new(GUEST_PHYS_SIZE), mappings: GuestMappings::new() }),
+            vcpus: IrqSpinlock::new(Vec::new()),
+            shootdown: spin::Mutex::new(()),
             trapped_exceptions: AtomicU32::new(0),
         }))
     }
@@ -109,21 +158,23 @@ impl Guest {
     pub fn set_trap(&self, kind: u32, addr: u64, len: u64, port: Option<Arc<Port>>, key: u64) -> Result<(), Status> {
         // Argument and overlap errors come before NO_MEMORY, whatever the
         // pool does; `set_trap` checks again under the lock it inserts with.
-        self.traps.lock().check(kind, addr, len, port.is_some()).map_err(trap_status)?;
+        self.space.lock().traps.check(kind, addr, len, port.is_some()).map_err(trap_status)?;
         let pool = match port {
             Some(port) => Some(port.add_trap(key)?),
             None => None,
         };
-        let mut traps = self.traps.lock();
-        if let Err(error) = traps.set_trap(kind, addr, len, key, pool.clone()) {
-            drop(traps);
+        let mut space = self.space.lock();
+        if let Err(error) = space.traps.set_trap(kind, addr, len, key, pool.clone()) {
+            drop(space);
             if let Some(pool) = pool {
                 pool.remove();
             }
             return Err(trap_status(error));
         }
-        if kind == kcore::trap::TRAP_MEM {
-            self.backend.unmap_range(addr, len);
+        let unmapped = kind == kcore::trap::TRAP_MEM && self.backend.unmap_range(addr, len);
+        drop(space);
+        if unmapped {
+            self.shoot_down();
         }
         if kind == kcore::trap::TRAP_EXCEPTION {
             self.trapped_exceptions.fetch_or(kcore::trap::exception_bits(addr, len), Ordering::SeqCst);
@@ -131,12 +182,90 @@ impl Guest {
         Ok(())
     }
 
+    /// `guest_map` after the handle checks (order: `kcore::guestmap`). The
+    /// VMO stays pinned while any of its pages is mapped; pages enter the
+    /// nested tables lazily, like physmem's.
+    pub fn map(&self, gpa: u64, vmo: Arc<Vmo>, offset: u64, len: u64) -> Result<(), Status> {
+        if vmo.is_read_only() {
+            return Err(Status::AccessDenied);
+        }
+        // Pinned before the size check, so the VMO cannot shrink below it.
+        let pinned = PinnedVmo::new(vmo);
+        kcore::guestmap::validate_map(gpa, offset, len, GUEST_PHYS_SIZE, pinned.0.size()).map_err(map_status)?;
+        let mut space = self.space.lock();
+        space.mappings.map(gpa, len, offset, pinned).map_err(map_status)?;
+        // Physmem pages the guest already touched there must fault again.
+        let unmapped = self.backend.unmap_range(gpa, len);
+        drop(space);
+        if unmapped {
+            self.shoot_down();
+        }
+        Ok(())
+    }
+
+    /// `guest_unmap` after the handle checks. When it returns, no VCPU can
+    /// reach the removed pages (see [`Guest::shoot_down`]) and VMOs no
+    /// longer mapped are unpinned.
+    pub fn unmap(&self, gpa: u64, len: u64) -> Result<(), Status> {
+        kcore::guestmap::validate_unmap(gpa, len, GUEST_PHYS_SIZE).map_err(map_status)?;
+        let mut removed = Vec::new();
+        let mut space = self.space.lock();
+        if !space.mappings.unmap(gpa, len, &mut removed).map_err(map_status)? {
+            return Ok(());
+        }
+        // Pages of physmem or of MEM traps in the range leave the tables
+        // too; they come back on the next fault.
+        let unmapped = self.backend.unmap_range(gpa, len);
+        drop(space);
+        if unmapped {
+            self.shoot_down();
+        }
+        // Only now may the VMOs shrink or decommit.
+        drop(removed);
+        Ok(())
+    }
+
+    /// After the nested tables lost a mapping (their generation moved on):
+    /// returns once no VCPU is still in an entry that may have begun before
+    /// that. Each VCPU running the guest now is kicked out (its next entry
+    /// takes a fresh ASID) and waited for. Allocates nothing.
+    fn shoot_down(&self) {
+        let _one_at_a_time = self.shootdown.lock();
+        let me = cpu_index();
+        for run in self.vcpus.lock().iter() {
+            // `entries` before `cpu`: an entry counted after this read
+            // began after the generation moved on and needs no wait.
+            let entry = run.entries.load(Ordering::SeqCst);
+            let cpu = run.cpu.load(Ordering::SeqCst);
+            if cpu == NOT_RUNNING {
+                run.awaited.store(NO_ENTRY, Ordering::SeqCst);
+                continue;
+            }
+            run.awaited.store(entry, Ordering::SeqCst);
+            if cpu != me {
+                crate::arch::x86::ipi::kick(cpu);
+            }
+        }
+        loop {
+            let waiting = self.vcpus.lock().iter().any(|run| {
+                let entry = run.awaited.load(Ordering::SeqCst);
+                entry != NO_ENTRY
+                    && run.cpu.load(Ordering::SeqCst) != NOT_RUNNING
+                    && run.entries.load(Ordering::SeqCst) == entry
+            });
+            if !waiting {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// The last handle is gone: every trap is removed (only its own queued
     /// packets are cancelled; VCPUs paused on it wake with `BAD_STATE`). The
     /// VCPUs, which keep the guest alive, run on without traps. Allocates
     /// nothing.
     fn destroy(&self) {
-        let mut traps = core::mem::replace(&mut *self.traps.lock(), TrapMap::new(GUEST_PHYS_SIZE));
+        let mut traps = core::mem::replace(&mut self.space.lock().traps, TrapMap::new(GUEST_PHYS_SIZE));
         self.trapped_exceptions.store(0, Ordering::SeqCst);
         for trap in traps.drain() {
             if let Some(pool) = trap.port {
@@ -145,48 +274,61 @@ impl Guest {
         }
     }
 
-    /// The size of guest RAM.
-    pub fn memory_size(&self) -> u64 {
-        self.memory.size()
-    }
-
     /// The trap of `kind` covering `addr`, if any: a binary search under the
     /// trap lock and a reference-count increment, no allocation.
     fn lookup(&self, kind: TrapKind, addr: u64) -> Option<Hit> {
-        self.traps.lock().lookup(kind, addr).map(Hit::of)
+        self.space.lock().traps.lookup(kind, addr).map(Hit::of)
     }
 
+    /// A nested page fault at `gpa`: a MEM trap, else a mapping, else
+    /// physmem below its size is mapped; anything else is `OUT_OF_RANGE`.
     fn nested_fault(&self, gpa: u64) -> Result<Fault, Status> {
-        let traps = self.traps.lock();
-        if let Some(trap) = traps.lookup(TrapKind::Mem, gpa) {
+        let space = self.space.lock();
+        if let Some(trap) = space.traps.lookup(TrapKind::Mem, gpa) {
             return Ok(Fault::Trapped(Hit::of(trap)));
         }
-        if gpa >= self.memory.size() {
-            return Err(Status::OutOfRange);
-        }
         let page = gpa & !(PAGE_SIZE - 1);
-        let hpa = self.memory.guest_page(page / PAGE_SIZE)?;
+        let hpa = match space.mappings.lookup(page) {
+            Some((vmo, offset)) => vmo.0.guest_page(offset / PAGE_SIZE)?,
+            None if gpa < self.memory.size() => self.memory.guest_page(page / PAGE_SIZE)?,
+            None => return Err(Status::OutOfRange),
+        };
         self.backend.map_page(page, hpa)?;
-        drop(traps);
+        drop(space);
         Ok(Fault::Mapped)
     }
 
-    /// Reads guest RAM (not trapped ranges) at `gpa`; false if any byte is
-    /// outside it.
+    /// Reads guest memory (mappings and physmem, not trapped ranges) at
+    /// `gpa`; false if any byte is outside it.
     fn read_ram(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = gpa.checked_add(buf.len() as u64) else { return false };
-        if end > self.memory.size() {
-            return false;
-        }
-        {
-            let traps = self.traps.lock();
-            let first = traps.lookup(TrapKind::Mem, gpa).is_some();
-            let last = traps.lookup(TrapKind::Mem, end - 1).is_some();
-            if first || last {
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(at) = gpa.checked_add(done as u64) else { return false };
+            let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(buf.len() - done);
+            if !self.read_page(at, &mut buf[done..done + n]) {
                 return false;
             }
+            done += n;
         }
-        matches!(self.memory.read(gpa, buf), Ok(n) if n == buf.len())
+        true
+    }
+
+    /// [`Guest::read_ram`] within one page.
+    fn read_page(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let (vmo, offset) = {
+            let space = self.space.lock();
+            if space.traps.lookup(TrapKind::Mem, gpa).is_some() {
+                return false;
+            }
+            match space.mappings.lookup(gpa) {
+                Some((vmo, page)) => (vmo.0.clone(), page + gpa % PAGE_SIZE),
+                None => (self.memory.clone(), gpa),
+            }
+        };
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > vmo.size()) {
+            return false;
+        }
+        matches!(vmo.read(offset, buf), Ok(n) if n == buf.len())
     }
 }
 
@@ -296,24 +438,31 @@ pub struct Vcpu {
     events: IrqSpinlock<Events>,
     /// The VCPU's thread while it is halted in HLT.
     halted: WaitQueue,
-    run: RunState,
+    /// Shared with the guest's list for shootdowns.
+    run: Arc<RunState>,
     /// Times the VCPU paused because a trap's packet pool was empty.
     pauses: AtomicU64,
 }
 
 impl Vcpu {
     /// `vcpu_create` after the handle checks, bound to the calling thread.
-    /// `INVALID_ARGS` if `ip >= ` the guest memory size or `cr3 >= size -
-    /// 4096`; `NO_MEMORY`.
+    /// `INVALID_ARGS` if `ip >= MX_GUEST_PHYS_SIZE` or `cr3 >
+    /// MX_GUEST_PHYS_SIZE - 4096` (whatever backs those addresses: physmem,
+    /// a mapping made later, or nothing); `NO_MEMORY`.
     pub fn create(guest: &Arc<Guest>, ip: u64, cr3: u64, apic: Arc<Vmo>) -> Result<Arc<Vcpu>, Status> {
-        let size = guest.memory_size();
-        if ip >= size || size < PAGE_SIZE || cr3 >= size - PAGE_SIZE {
+        if ip >= GUEST_PHYS_SIZE || cr3 > GUEST_PHYS_SIZE - PAGE_SIZE {
             return Err(Status::InvalidArgs);
         }
         if apic.size() < PAGE_SIZE {
             return Err(Status::InvalidArgs);
         }
         let backend = guest.backend.create_vcpu(VcpuEntry { ip, cr3 })?;
+        let run = Arc::new(RunState::new());
+        {
+            let mut vcpus = guest.vcpus.lock();
+            vcpus.try_reserve(1).map_err(|_| Status::NoMemory)?;
+            vcpus.push(run.clone());
+        }
         Ok(Arc::new(Vcpu {
             base: ObjectBase::new(ObjType::Vcpu, Signals::NONE),
             guest: guest.clone(),
@@ -322,7 +471,7 @@ impl Vcpu {
             hw: spin::Mutex::new(Hw { backend, dead: false }),
             events: IrqSpinlock::new(Events::default()),
             halted: WaitQueue::new(),
-            run: RunState::new(),
+            run,
             pauses: AtomicU64::new(0),
         }))
     }
@@ -794,6 +943,15 @@ fn advance(backend: &mut dyn VcpuBackend, len: u64) {
     let (_, mode) = backend.code_segment();
     let rip = backend.rip().wrapping_add(len);
     backend.set_rip(if mode == Mode::Bits64 { rip } else { rip & 0xffff_ffff });
+}
+
+impl Drop for Vcpu {
+    fn drop(&mut self) {
+        let mut vcpus = self.guest.vcpus.lock();
+        if let Some(at) = vcpus.iter().position(|run| Arc::ptr_eq(run, &self.run)) {
+            vcpus.swap_remove(at);
+        }
+    }
 }
 
 impl KernelObject for Vcpu {

@@ -212,7 +212,7 @@ ktest!(hypervisor_io_trap_keys, || {
         kassert!(guest.set_trap(1, 0xffff, 2, None, 0) == Err(Status::OutOfRange));
         kassert!(guest.set_trap(0, 0x1001, 0x1000, None, 0) == Err(Status::InvalidArgs));
         kassert!(guest.set_trap(0, 1 << 48, 0x1000, None, 0) == Err(Status::OutOfRange));
-        kassert!(guest.set_trap(2, 0, 1, None, 0) == Err(Status::InvalidArgs));
+        kassert!(guest.set_trap(6, 0, 1, None, 0) == Err(Status::InvalidArgs));
         kassert!(guest.set_trap(0, 0, 0, None, 0) == Err(Status::InvalidArgs));
         Ok(())
     })

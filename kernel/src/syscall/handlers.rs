@@ -1115,6 +1115,28 @@ impl SyscallHandler for Ctx {
         guest.set_trap(kind, addr as u64, len as u64, port, key)
     }
 
+    fn guest_map(
+        &mut self,
+        guest: HandleArg,
+        options: u32,
+        gpa: mx_vaddr_t,
+        vmo: HandleArg,
+        vmo_offset: u64,
+        len: usize,
+    ) -> MxResult {
+        if options != 0 {
+            return Err(Status::InvalidArgs);
+        }
+        let (guest, _) = self.typed::<crate::hypervisor::Guest>(guest)?;
+        let (vmo, _) = self.typed::<VmoObject>(vmo)?;
+        guest.map(gpa as u64, vmo.vmo.clone(), vmo_offset, len as u64)
+    }
+
+    fn guest_unmap(&mut self, guest: HandleArg, gpa: mx_vaddr_t, len: usize) -> MxResult {
+        let (guest, _) = self.typed::<crate::hypervisor::Guest>(guest)?;
+        guest.unmap(gpa as u64, len as u64)
+    }
+
     fn vcpu_create(
         &mut self,
         guest: HandleArg,

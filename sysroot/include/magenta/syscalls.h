@@ -1129,7 +1129,7 @@ extern mx_status_t _mx_resource_create(
     mx_handle_t* resource_out) __NONNULL((5));
 
 // Creates a guest (rights 0x000b, not waitable) whose guest-physical memory is `physmem_vmo` from
-// address 0.
+// address 0 (it may be empty: a guest can live on `mx_guest_map` mappings alone).
 extern mx_status_t mx_guest_create(
     mx_handle_t resource,
     uint32_t options,
@@ -1264,5 +1264,26 @@ extern mx_status_t _mx_syscall_test_8(int a, int b, int c, int d, int e, int f, 
 // Returns the sum of its arguments (through a vDSO wrapper).
 extern mx_status_t mx_syscall_test_wrapper(int a, int b, int c);
 extern mx_status_t _mx_syscall_test_wrapper(int a, int b, int c);
+
+// Backs guest-physical `[gpa, gpa + len)` with the pages of `vmo` from `vmo_offset` (magnetar).
+extern mx_status_t mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+extern mx_status_t _mx_guest_map(
+    mx_handle_t guest,
+    uint32_t options,
+    mx_vaddr_t gpa,
+    mx_handle_t vmo,
+    uint64_t vmo_offset,
+    size_t len);
+
+// Removes every mapped page in guest-physical `[gpa, gpa + len)` (magnetar): pages no mapping
+// covers are fine, a mapping partly covered is trimmed or split.
+extern mx_status_t mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
+extern mx_status_t _mx_guest_unmap(mx_handle_t guest, mx_vaddr_t gpa, size_t len);
 
 __END_CDECLS

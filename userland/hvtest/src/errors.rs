@@ -508,33 +508,39 @@ fn vcpu_apic_wrong_type() -> Outcome {
 
 fn vcpu_apic_checked_before_ip() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(vcpu_create(m.guest.raw(), 0, RAM, PML4, NOT_A_HANDLE), Status::BadHandle);
+    expect_status!(vcpu_create(m.guest.raw(), 0, 1 << 48, PML4, NOT_A_HANDLE), Status::BadHandle);
     Ok(())
 }
 
-fn vcpu_ip_at_memory_size() -> Outcome {
+fn vcpu_ip_outside_guest_space() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(vcpu_create(m.guest.raw(), 0, RAM, PML4, m.apic.raw()), Status::InvalidArgs);
+    expect_status!(vcpu_create(m.guest.raw(), 0, 1 << 48, PML4, m.apic.raw()), Status::InvalidArgs);
     expect_status!(vcpu_create(m.guest.raw(), 0, u64::MAX, PML4, m.apic.raw()), Status::InvalidArgs);
     Ok(())
 }
 
-fn vcpu_ip_last_byte_ok() -> Outcome {
+fn vcpu_ip_beyond_ram_ok() -> Outcome {
+    // The limit is the guest-physical space, not the physmem size.
     let m = machine(crate::guests::spin())?;
-    expect_status!(vcpu_create(m.guest.raw(), 0, RAM - 1, PML4, m.apic.raw()), Status::Ok);
+    expect_status!(vcpu_create(m.guest.raw(), 0, RAM, PML4, m.apic.raw()), Status::Ok);
+    expect_status!(vcpu_create(m.guest.raw(), 0, (1 << 48) - 1, PML4, m.apic.raw()), Status::Ok);
     Ok(())
 }
 
 fn vcpu_cr3_too_high() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, RAM - 0x1000, m.apic.raw()), Status::InvalidArgs);
-    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, RAM, m.apic.raw()), Status::InvalidArgs);
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, (1 << 48) - 0xfff, m.apic.raw()), Status::InvalidArgs);
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, 1 << 48, m.apic.raw()), Status::InvalidArgs);
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, u64::MAX, m.apic.raw()), Status::InvalidArgs);
     Ok(())
 }
 
 fn vcpu_cr3_highest_ok() -> Outcome {
     let m = machine(crate::guests::spin())?;
-    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, RAM - 0x2000, m.apic.raw()), Status::Ok);
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, (1 << 48) - 0x1000, m.apic.raw()), Status::Ok);
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, RAM, m.apic.raw()), Status::Ok);
+    // Not page-aligned is fine too.
+    expect_status!(vcpu_create(m.guest.raw(), 0, CODE, PML4 + 8, m.apic.raw()), Status::Ok);
     Ok(())
 }
 
@@ -550,7 +556,27 @@ fn vcpu_empty_guest_memory() -> Outcome {
     let empty = ok!(Vmo::create(0));
     let guest = ok!(Guest::create(&borrowed(hyp(), mx::Resource::from_handle), &empty));
     let apic = ok!(Vmo::create(4096));
-    expect_status!(vcpu_create(guest.raw(), 0, 0, 0, apic.raw()), Status::InvalidArgs);
+    expect_status!(vcpu_create(guest.raw(), 0, 0, 0, apic.raw()), Status::Ok);
+    expect_status!(vcpu_create(guest.raw(), 0, CODE, PML4, apic.raw()), Status::Ok);
+    Ok(())
+}
+
+fn empty_guest_runs_on_a_mapping() -> Outcome {
+    // A guest with no physmem at all: its memory is one mapped VMO, as a
+    // Hyper-V child's is.
+    need_hv()?;
+    let empty = ok!(Vmo::create(0));
+    let guest = ok!(Guest::create(&borrowed(hyp(), mx::Resource::from_handle), &empty));
+    let memory = memory(crate::guests::probe())?;
+    ok!(guest.map(0, &memory, 0, RAM));
+    let apic = ok!(Vmo::create(4096));
+    let v = ok!(Vcpu::create(&guest, CODE, PML4, &apic));
+    expect_out(&v, 0x1234, 1, 0x5a)?;
+    expect_out(&v, 0x80, 4, 0x99)?;
+    // Without the mapping nothing backs the code: OUT_OF_RANGE.
+    let v2 = ok!(Vcpu::create(&guest, CODE, PML4, &apic));
+    ok!(guest.unmap(0, RAM));
+    expect_eq!(v2.resume_packet().map(drop), Err(Status::OutOfRange));
     Ok(())
 }
 
@@ -979,12 +1005,13 @@ cases![
     vcpu_apic_without_write,
     vcpu_apic_wrong_type,
     vcpu_apic_checked_before_ip,
-    vcpu_ip_at_memory_size,
-    vcpu_ip_last_byte_ok,
+    vcpu_ip_outside_guest_space,
+    vcpu_ip_beyond_ram_ok,
     vcpu_cr3_too_high,
     vcpu_cr3_highest_ok,
     vcpu_apic_smaller_than_a_page,
     vcpu_empty_guest_memory,
+    empty_guest_runs_on_a_mapping,
     vcpu_out_null,
     vcpu_rights_and_type,
     vcpu_several_per_guest,

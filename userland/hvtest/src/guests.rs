@@ -462,6 +462,38 @@ hv_intn:
     REPORT_HANDLER hv_intn_h30, 0x30
     REPORT_HANDLER hv_intn_h3, 3
 hv_intn_end:
+
+    # Reports the dword at RDI, forever.
+    .globl hv_peek, hv_peek_end
+hv_peek:
+2:      mov     (%rdi), %eax
+        out     %eax, $0x81
+        jmp     2b
+hv_peek_end:
+
+    # Stores ESI at RDI, steps (OUT to 0x80), increments ESI, forever.
+    .globl hv_poke, hv_poke_end
+hv_poke:
+2:      mov     %esi, (%rdi)
+        out     %al, $0x80
+        inc     %esi
+        jmp     2b
+hv_poke_end:
+
+    # Reports the dword at RDI each time it changes, without exiting
+    # otherwise.
+    .globl hv_watch, hv_watch_end
+hv_watch:
+        mov     (%rdi), %ebx
+        mov     %ebx, %eax
+        out     %eax, $0x81
+2:      mov     (%rdi), %eax
+        cmp     %eax, %ebx
+        je      2b
+        mov     %eax, %ebx
+        out     %eax, $0x81
+        jmp     2b
+hv_watch_end:
     .popsection
 "#,
     options(att_syntax)
@@ -509,6 +541,9 @@ snippets! {
     cpuid => hv_cpuid, hv_cpuid_end;
     exc => hv_exc, hv_exc_end;
     intn => hv_intn, hv_intn_end;
+    peek => hv_peek, hv_peek_end;
+    poke => hv_poke, hv_poke_end;
+    watch => hv_watch, hv_watch_end;
 }
 
 extern "C" {

@@ -200,7 +200,30 @@ pub fn counts() -> Result<(u64, u64), Failure> {
     Ok(last)
 }
 
+/// [`counts`] plus committed pages and live VMOs, once they stop changing.
+pub fn counts_and_pages() -> Result<[u64; 4], Failure> {
+    let read = || -> Result<[u64; 4], Failure> {
+        let c = read_kernel_counts()?;
+        Ok([c.objects, c.handles, c.committed_pages, c.vmos])
+    };
+    let mut last = read()?;
+    for _ in 0..200 {
+        sleep(2_000_000);
+        let now = read()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 fn read_counts() -> Result<(u64, u64), Failure> {
+    let c = read_kernel_counts()?;
+    Ok((c.objects, c.handles))
+}
+
+fn read_kernel_counts() -> Result<mx_abi::object::InfoKernelCounts, Failure> {
     let mut record = [0u8; 64];
     let (mut actual, mut avail) = (0usize, 0usize);
     let status = unsafe {
@@ -216,8 +239,7 @@ fn read_counts() -> Result<(u64, u64), Failure> {
     if status != 0 {
         return Err(Failure::Fail(alloc::format!("MX_INFO_KERNEL_COUNTS: {:?}", Status::try_from(status))));
     }
-    let c = mx_abi::object::InfoKernelCounts::from_bytes(&record);
-    Ok((c.objects, c.handles))
+    Ok(mx_abi::object::InfoKernelCounts::from_bytes(&record))
 }
 
 /// `MX_INFO_HANDLE_BASIC` rights and type of a raw handle.

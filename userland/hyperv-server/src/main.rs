@@ -10,8 +10,6 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
-mod kernel;
-#[cfg(target_os = "none")]
 mod server;
 
 #[cfg(not(target_os = "none"))]

@@ -589,11 +589,11 @@ impl Platform for Real {
 
     fn guest_map(&mut self, guest: &Guest, root: u64, gpa_page: u64, index: u64) -> Result<(), HvStatus> {
         let session = self.roots.get(&root).ok_or(HvStatus::NO_RESOURCES)?;
-        crate::kernel::guest_map(guest, gpa_page * 4096, &session.memory, index * 4096, 4096).map_err(no_resources)
+        guest.map(gpa_page * 4096, &session.memory, index * 4096, 4096).map_err(no_resources)
     }
 
     fn guest_unmap(&mut self, guest: &Guest, gpa_page: u64) {
-        let _ = crate::kernel::guest_unmap(guest, gpa_page * 4096, 4096);
+        let _ = guest.unmap(gpa_page * 4096, 4096);
     }
 
     fn vp_create(&mut self, guest: &Guest, key: u64) -> Result<(Arc<VpShared>, VcpuRegs), HvStatus> {
@@ -609,7 +609,10 @@ impl Platform for Real {
             exit: UnsafeCell::new(GuestExit::Created),
             thread: UnsafeCell::new(None),
         });
-        let (thread, stack) = self.spawn(&shared).map_err(no_resources)?;
+        let (thread, stack) = self.spawn(&shared).map_err(|s| {
+            mxrt::println!("hyperv-server: cannot start a VP thread: {s}");
+            HvStatus::NO_RESOURCES
+        })?;
         // SAFETY: only the main thread touches `thread`.
         unsafe { *shared.thread.get() = Some((thread, stack)) };
         let deadline = mx::deadline_after(5_000_000_000);
@@ -617,6 +620,10 @@ impl Platform for Real {
             match shared.phase.load(Ordering::Acquire) {
                 PHASE_STOPPED => break,
                 PHASE_FAILED => {
+                    // SAFETY: FAILED: the VP thread no longer touches `exit`.
+                    if let GuestExit::Failed(status) = unsafe { *shared.exit.get() } {
+                        mxrt::println!("hyperv-server: vcpu_create: {status}");
+                    }
                     self.vp_destroy(shared);
                     return Err(HvStatus::NO_RESOURCES);
                 }

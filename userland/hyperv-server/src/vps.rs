@@ -307,7 +307,7 @@ impl<P: Platform> Manager<P> {
             GuestExit::Created => {}
             GuestExit::Io { port, size, input, data } => self.io_exit(id, index, port, size, input, data),
             GuestExit::Msr { msr, write, value, inst_len } => self.msr_exit(id, index, msr, write, value, inst_len),
-            GuestExit::Cpuid { leaf, subleaf: _ } => self.cpuid_exit(id, index, leaf),
+            GuestExit::Cpuid { leaf, subleaf } => self.cpuid_exit(id, index, leaf, subleaf),
             GuestExit::Exception { vector, error_code, cr2 } => self.exception_exit(id, index, vector, error_code, cr2),
             GuestExit::Vmcall { inst_len } => self.vmcall_exit(id, index, inst_len),
             GuestExit::Failed(_) => {
@@ -606,7 +606,7 @@ impl<P: Platform> Manager<P> {
         Ok(0)
     }
 
-    fn cpuid_exit(&mut self, id: u64, index: u32, leaf: u32) {
+    fn cpuid_exit(&mut self, id: u64, index: u32, leaf: u32, subleaf: u32) {
         let privs = self.privileges(id);
         let Some(r) = self.regs_mut(id, index) else { return };
         let mut result = [r.gprs[RAX] as u32, r.gprs[RBX] as u32, r.gprs[RCX] as u32, r.gprs[RDX] as u32];
@@ -630,7 +630,12 @@ impl<P: Platform> Manager<P> {
             r.gprs[RDX] = u64::from(result[3]);
             return;
         }
+        // Back to the state before the instruction: the kernel already put
+        // its result in EAX-EDX; the leaf and subleaf go back (EBX and EDX
+        // keep the kernel's result: CPUID overwrites them anyway).
         r.rip = r.rip.wrapping_sub(u64::from(CPUID_LEN));
+        r.gprs[RAX] = u64::from(leaf);
+        r.gprs[RCX] = u64::from(subleaf);
         let r = *r;
         let msg = CpuidIntercept {
             header: self.intercept_header(id, index, CPUID_LEN, intercept::ACCESS_TYPE_EXECUTE),

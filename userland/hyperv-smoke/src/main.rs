@@ -7,8 +7,9 @@
 //! advances RIP and clears InterceptSuspend), enables the hypercall page,
 //! calls HvSignalEvent (fast) through it and reports the result with `OUT
 //! 0x81`; the root checks the SIEF bit and the status, then tears the
-//! partition down. Exits 0 when every step did what it should; without
-//! hardware virtualization it says so and exits 0 after the partition calls.
+//! partition down. Then the guest makes 100 more intercepted `OUT`s, timed
+//! (message, root's register call, VP resumed). Exits 0 when every step did
+//! what it should.
 
 #![no_std]
 #![no_main]
@@ -32,6 +33,46 @@ const EVENT_PORT: u32 = 0x11;
 const CONNECTION: u32 = 5;
 const FLAG: u16 = 1;
 const SINT: u32 = 2;
+const POOL: usize = 40;
+const CODE2: u64 = 0x4400;
+const STACK2_TOP: u64 = 0x7800;
+const POST_INPUT: u64 = 0x6000;
+const MESSAGE_PORT: u32 = 0x12;
+const MESSAGE_CONNECTION: u32 = 6;
+const MESSAGE_SINT: u32 = 3;
+const PROBE_LEAF: u32 = 0x1234_5678;
+const PROBE_MSR: u32 = 0x0001_2345;
+
+/// VP 1's code, at GPA 0x4400: the Hyper-V CPUID leaves, a CPUID, an MSR and
+/// an exception intercept, and a slow HvPostMessage, each reported with
+/// `OUT 0x83, EAX`.
+const GUEST_CODE2: &[u8] = &[
+    0xB8, 0x00, 0x00, 0x00, 0x40, // mov eax, 0x40000000
+    0x0F, 0xA2, // cpuid
+    0x89, 0xD8, // mov eax, ebx
+    0xE7, 0x83, // out 0x83, eax         ("Micr")
+    0xB8, 0x78, 0x56, 0x34, 0x12, // mov eax, PROBE_LEAF
+    0x0F, 0xA2, // cpuid                 (intercepted: the root answers EBX)
+    0x89, 0xD8, // mov eax, ebx
+    0xE7, 0x83, // out 0x83, eax
+    0xB9, 0x45, 0x23, 0x01, 0x00, // mov ecx, PROBE_MSR
+    0x0F, 0x32, // rdmsr                 (intercepted: the root answers EAX)
+    0xE7, 0x83, // out 0x83, eax
+    0x0F, 0x0B, // ud2                   (intercepted: the root skips it)
+    0xB8, 0x0D, 0xD0, 0x00, 0x00, // mov eax, 0xD00D
+    0xE7, 0x83, // out 0x83, eax
+    0xB9, 0x5C, 0x00, 0x00, 0x00, // mov ecx, HvPostMessage
+    0xBA, 0x00, 0x60, 0x00, 0x00, // mov edx, POST_INPUT
+    0x45, 0x31, 0xC0, // xor r8d, r8d
+    0xB8, 0x00, 0x50, 0x00, 0x00, // mov eax, 0x5000
+    0xFF, 0xD0, // call rax
+    0xE7, 0x83, // out 0x83, eax         (the status)
+    0xF4, // hlt
+    0xEB, 0xFD, // jmp hlt
+];
+
+/// Intercepts of port 0x82 the guest makes in a loop, to time a round trip.
+const ROUND_TRIPS: u32 = 100;
 
 /// The guest, at GPA 0x4000 (64-bit).
 const GUEST_CODE: &[u8] = &[
@@ -51,6 +92,10 @@ const GUEST_CODE: &[u8] = &[
     0xFF, 0xD0, // call rax                (the hypercall page)
     0x66, 0xBA, 0x81, 0x00, // mov dx, 0x81
     0xEF, // out dx, eax             (intercepted: the status)
+    0xB9, 0x64, 0x00, 0x00, 0x00, // mov ecx, ROUND_TRIPS
+    0xE6, 0x82, // loop: out 0x82, al    (intercepted: timed)
+    0xFF, 0xC9, // dec ecx
+    0x75, 0xFA, // jnz loop
     0xF4, // hlt
     0xEB, 0xFD, // jmp hlt
 ];
@@ -88,10 +133,10 @@ fn run() -> Result<(), String> {
     let (_, own) = pages(&root, 4)?;
     rep("deposit into the root", root.deposit_memory(me, &own))?;
     let child = hv("HvCreatePartition", root.create_partition(0, ProximityDomainInfo::ANY))?;
-    let (_, pool) = pages(&root, 32)?;
+    let (_, pool) = pages(&root, POOL)?;
     rep("deposit into the child", root.deposit_memory(child, &pool))?;
     hv("HvInitializePartition", root.initialize_partition(child))?;
-    let privileges = privilege::CHILD_DEFAULT | privilege::SIGNAL_EVENTS;
+    let privileges = privilege::CHILD_DEFAULT | privilege::SIGNAL_EVENTS | privilege::POST_MESSAGES;
     hv("set privileges", root.set_partition_property(child, property::PRIVILEGE_FLAGS, privileges))?;
 
     // Guest memory: page tables (1 GiB identity in 2 MiB pages), code, stack.
@@ -101,9 +146,13 @@ fn run() -> Result<(), String> {
     put(0x2000, &0x3003u64.to_le_bytes());
     put(0x3000, &0x83u64.to_le_bytes());
     put(CODE, GUEST_CODE);
+    put(CODE2, GUEST_CODE2);
+    let post = PostMessageIn { connection_id: MESSAGE_CONNECTION, padding: 0, message_type: 0x77, payload_size: 4 };
+    put(POST_INPUT, &post.to_bytes());
+    put(POST_INPUT + 16, b"hvpm");
     rep("HvMapGpaPages", root.map_gpa_pages(child, 0, map_flags::ALL, &gpages))?;
     hv("HvCreateVp", root.create_vp(child, ProximityDomainInfo::ANY, 0, 0))?;
-    for port in [0x80u64, 0x81] {
+    for port in [0x80u64, 0x81, 0x82] {
         let d = InterceptDescriptor { intercept_type: intercept::X64_IO_PORT, parameter: port };
         hv("HvInstallIntercept", root.install_intercept(child, intercept::ACCESS_WRITE, d))?;
     }
@@ -140,31 +189,136 @@ fn run() -> Result<(), String> {
     mxrt::println!("hyperv-smoke: guest HvSignalEvent -> {status:?}, flag {FLAG} of SINT {SINT} set");
     resume_past(&root, child, &io)?;
 
+    // Round trips: guest OUT -> message -> root resumes the VP.
+    let start = mx::time_monotonic();
+    for i in 0..ROUND_TRIPS {
+        let io = next_intercept(&root)?;
+        if io.port_number != 0x82 {
+            return Err(format!("round trip {i}: unexpected intercept {io:?}"));
+        }
+        resume_past(&root, child, &io)?;
+    }
+    let ns = (mx::time_monotonic() - start) / u64::from(ROUND_TRIPS);
+    mxrt::println!("hyperv-smoke: {ROUND_TRIPS} intercept round trips, {} us each", ns / 1000);
+
+    second_vp(&root, child)?;
+
     hv("HvFinalizePartition", root.finalize_partition(child))?;
     let mut back = [0u64; 64];
     match root.withdraw_memory(child, ProximityDomainInfo::ANY, &mut back) {
-        Err(e) if e.status == HvStatus::NO_RESOURCES && e.completed == 32 => {}
+        Err(e) if e.status == HvStatus::NO_RESOURCES && e.completed as usize == POOL => {}
         other => return Err(format!("withdraw: {other:?}")),
     }
     hv("HvDeletePartition", root.delete_partition(child))?;
     Ok(())
 }
 
-/// Waits for an I/O intercept message in SINT0's slot and empties the slot.
-fn next_intercept(root: &Root) -> Result<IoPortIntercept, String> {
+/// Waits for a message in `sint`'s slot and empties the slot.
+fn next_message(root: &Root, sint: u32) -> Result<HvMessage, String> {
     let deadline = mx::deadline_after(10_000_000_000);
     loop {
-        let m = root.message(0);
+        let m = root.message(sint);
         if m.header.message_type != message_type::NONE {
-            root.clear_message(0);
-            hv("end of message", root.end_of_message(0))?;
-            if m.header.message_type != message_type::X64_IO_PORT_INTERCEPT {
-                return Err(format!("unexpected message {m:?}"));
-            }
-            return IoPortIntercept::read(&m.payload).ok_or_else(|| String::from("short intercept message"));
+            root.clear_message(sint);
+            hv("end of message", root.end_of_message(sint))?;
+            return Ok(m);
         }
-        hv("waiting for an intercept", root.wait_synic(deadline))?;
+        hv("waiting for a message", root.wait_synic(deadline))?;
     }
+}
+
+/// Waits for an I/O intercept message in SINT0's slot.
+fn next_intercept(root: &Root) -> Result<IoPortIntercept, String> {
+    let m = next_message(root, 0)?;
+    if m.header.message_type != message_type::X64_IO_PORT_INTERCEPT {
+        return Err(format!("unexpected message {m:?}"));
+    }
+    IoPortIntercept::read(&m.payload).ok_or_else(|| String::from("short intercept message"))
+}
+
+/// The value VP 1 reports next with `OUT 0x83, EAX`.
+fn report(root: &Root, child: u64) -> Result<u32, String> {
+    let io = next_intercept(root)?;
+    if io.port_number != 0x83 || io.header.vp_index != 1 {
+        return Err(format!("expected VP 1's report, got {io:?}"));
+    }
+    resume_past_vp(root, child, 1, &io.header)?;
+    Ok(io.rax as u32)
+}
+
+fn resume_past_vp(root: &Root, child: u64, vp: u32, h: &InterceptHeader) -> Result<(), String> {
+    let rip = h.rip + u64::from(h.instruction_length);
+    rep("resume", root.set_vp_registers(child, vp, &[(reg::RIP, u128::from(rip)), (reg::INTERCEPT_SUSPEND, 0)]))
+}
+
+/// VP 1: Hyper-V CPUID leaves, CPUID/MSR/exception intercepts, a guest HvPostMessage.
+fn second_vp(root: &Root, child: u64) -> Result<(), String> {
+    let me = root.partition_id();
+    let install = |ty: u32, access: u32, parameter: u64| {
+        let d = InterceptDescriptor { intercept_type: ty, parameter };
+        hv("HvInstallIntercept", root.install_intercept(child, access, d))
+    };
+    install(intercept::X64_IO_PORT, intercept::ACCESS_WRITE, 0x83)?;
+    install(intercept::X64_CPUID, intercept::ACCESS_EXECUTE, u64::from(PROBE_LEAF))?;
+    install(intercept::X64_MSR, intercept::ACCESS_READ | intercept::ACCESS_WRITE, 0)?;
+    install(intercept::X64_EXCEPTION, intercept::ACCESS_EXECUTE, 6)?;
+    let info = PortInfo::message(MESSAGE_SINT, 0);
+    hv("HvCreatePort (message)", root.create_port(me, MESSAGE_PORT, child, &info))?;
+    let conn = ConnectionInfo::new(port_type::MESSAGE);
+    hv("HvConnectPort (message)", root.connect_port(child, MESSAGE_CONNECTION, me, MESSAGE_PORT, &conn))?;
+    hv("HvCreateVp 1", root.create_vp(child, ProximityDomainInfo::ANY, 1, 0))?;
+    let start = [(reg::RIP, u128::from(CODE2)), (reg::RSP, u128::from(STACK2_TOP)), (reg::CR3, u128::from(PML4))];
+    rep("HvSetVpRegisters 1", root.set_vp_registers(child, 1, &start))?;
+    hv("start VP 1", root.set_vp_register(child, 1, reg::EXPLICIT_SUSPEND, 0))?;
+
+    let vendor = report(root, child)?;
+    if vendor != cpuid::VENDOR_EBX {
+        return Err(format!("CPUID 0x40000000 EBX {vendor:#x}"));
+    }
+    let m = next_message(root, 0)?;
+    let c = CpuidIntercept::read(&m.payload).filter(|_| m.header.message_type == message_type::X64_CPUID_INTERCEPT);
+    let c = c.ok_or_else(|| format!("expected a CPUID intercept, got {m:?}"))?;
+    if c.rax != u64::from(PROBE_LEAF) || c.header.instruction_length != 2 {
+        return Err(format!("CPUID intercept {c:?}"));
+    }
+    rep("answer CPUID", root.set_vp_registers(child, 1, &[(reg::RBX, 0xB0B)]))?;
+    resume_past_vp(root, child, 1, &c.header)?;
+    if report(root, child)? != 0xB0B {
+        return Err(String::from("the CPUID answer did not reach the guest"));
+    }
+    let m = next_message(root, 0)?;
+    let r = MsrIntercept::read(&m.payload).filter(|_| m.header.message_type == message_type::X64_MSR_INTERCEPT);
+    let r = r.ok_or_else(|| format!("expected an MSR intercept, got {m:?}"))?;
+    if r.msr_number != PROBE_MSR || r.header.intercept_access_type != intercept::ACCESS_TYPE_READ {
+        return Err(format!("MSR intercept {r:?}"));
+    }
+    rep("answer RDMSR", root.set_vp_registers(child, 1, &[(reg::RAX, 0x5A5A), (reg::RDX, 0)]))?;
+    resume_past_vp(root, child, 1, &r.header)?;
+    if report(root, child)? != 0x5A5A {
+        return Err(String::from("the RDMSR answer did not reach the guest"));
+    }
+    let m = next_message(root, 0)?;
+    let x = ExceptionIntercept::read(&m.payload)
+        .filter(|_| m.header.message_type == message_type::X64_EXCEPTION_INTERCEPT)
+        .ok_or_else(|| format!("expected an exception intercept, got {m:?}"))?;
+    if x.exception_vector != 6 {
+        return Err(format!("exception intercept {x:?}"));
+    }
+    let skip = InterceptHeader { instruction_length: 2, ..x.header };
+    resume_past_vp(root, child, 1, &skip)?;
+    if report(root, child)? != 0xD00D {
+        return Err(String::from("the guest did not continue after the #UD"));
+    }
+    let status = HvStatus(report(root, child)? as u16);
+    if !status.is_success() {
+        return Err(format!("the guest's HvPostMessage returned {status:?}"));
+    }
+    let m = next_message(root, MESSAGE_SINT)?;
+    if m.header.message_type != 0x77 || &m.payload[..4] != b"hvpm" || m.header.origination_id != u64::from(MESSAGE_PORT) {
+        return Err(format!("posted message {m:?}"));
+    }
+    mxrt::println!("hyperv-smoke: VP 1: Hyper-V CPUID, CPUID/MSR/#UD intercepts and HvPostMessage ok");
+    Ok(())
 }
 
 fn resume_past(root: &Root, child: u64, io: &IoPortIntercept) -> Result<(), String> {

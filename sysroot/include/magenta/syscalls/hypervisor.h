@@ -58,7 +58,10 @@ enum {
 // `MX_HANDLE_INVALID`, the packet comes back from `mx_vcpu_resume` with key 0.
 
 // Size of the guest-physical address space: 2^48 bytes (four-level
-// nested paging). Guest RAM (the physmem VMO) starts at 0.
+// nested paging). Guest RAM (the physmem VMO, possibly empty) starts
+// at 0; `mx_guest_map` mappings take priority over it and MEM traps
+// over both. An access none of them covers makes `mx_vcpu_resume`
+// return `MX_ERR_OUT_OF_RANGE`.
 #define MX_GUEST_PHYS_SIZE (1ull << 48)
 // Size of the guest I/O port space: ports 0 to 0xFFFF inclusive.
 #define MX_GUEST_IO_SIZE   (1u << 16)
@@ -91,9 +94,13 @@ enum {
 
 // The arguments of `mx_vcpu_create` (x86 layout).
 struct mx_vcpu_create_args {
-    // Initial RIP (guest-physical, below the guest memory size).
+    // Initial RIP: below `MX_GUEST_PHYS_SIZE`. Nothing need back it
+    // yet (physmem, a mapping or a MEM trap); an access to a
+    // guest-physical address none of those covers makes
+    // `mx_vcpu_resume` return `MX_ERR_OUT_OF_RANGE`.
     mx_vaddr_t ip;
-    // Initial CR3 (below the guest memory size minus a page).
+    // Initial CR3: at most `MX_GUEST_PHYS_SIZE - 4096` (no alignment
+    // required), under the same rule.
     mx_vaddr_t cr3;
     // A VMO of at least one page (READ|WRITE) backing the virtual APIC page.
     mx_handle_t apic_vmo;

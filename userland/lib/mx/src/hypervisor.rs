@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! let guest = Guest::create(&resource, &physmem)?;          // RAM = physmem from GPA 0
+//! guest.map(0x8000_0000, &vmo, 0, 0x10000)?;               // more memory, shared with `vmo`
 //! guest.set_trap(TrapKind::Io, 0x3f8, 8, None, 0)?;        // synchronous: through resume
 //! let vcpu = Vcpu::create(&guest, entry, cr3, &apic_vmo)?;  // bound to this thread
 //! match vcpu.resume()? {
@@ -114,6 +115,22 @@ impl Guest {
         let port = port.map_or(HANDLE_INVALID, Port::raw);
         // SAFETY: no pointers.
         ok(unsafe { sys::mx_guest_set_trap(self.raw(), kind as u32, addr as usize, len as usize, port, key) }).map(drop)
+    }
+
+    /// `mx_guest_map`: guest-physical `[gpa, gpa + len)` shows the pages of
+    /// `vmo` (READ, WRITE, EXECUTE) from `vmo_offset`, shared with every
+    /// other mapping of the VMO. All page-aligned; over physmem, under MEM
+    /// traps.
+    pub fn map(&self, gpa: u64, vmo: &Vmo, vmo_offset: u64, len: u64) -> Result<(), Status> {
+        // SAFETY: no pointers.
+        ok(unsafe { sys::mx_guest_map(self.raw(), 0, gpa as usize, vmo.raw(), vmo_offset, len as usize) }).map(drop)
+    }
+
+    /// `mx_guest_unmap`: removes every mapped page in `[gpa, gpa + len)`;
+    /// when it returns no VCPU can reach them.
+    pub fn unmap(&self, gpa: u64, len: u64) -> Result<(), Status> {
+        // SAFETY: no pointers.
+        ok(unsafe { sys::mx_guest_unmap(self.raw(), gpa as usize, len as usize) }).map(drop)
     }
 
     /// Treats `handle` as a guest.

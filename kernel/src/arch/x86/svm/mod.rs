@@ -315,8 +315,8 @@ impl GuestBackend for SvmGuest {
         self.tables.map(gpa, hpa)
     }
 
-    fn unmap_range(&self, gpa: u64, len: u64) {
-        self.tables.unmap(gpa, gpa.saturating_add(len));
+    fn unmap_range(&self, gpa: u64, len: u64) -> bool {
+        self.tables.unmap(gpa, gpa.saturating_add(len))
     }
 
     fn create_vcpu(&self, entry: VcpuEntry) -> Result<Box<dyn VcpuBackend>, Status> {
@@ -501,6 +501,7 @@ impl VcpuBackend for SvmVcpu {
         interrupts::disable();
         let me = cpu_index();
         run.cpu.store(me, Ordering::SeqCst);
+        run.entries.fetch_add(1, Ordering::SeqCst);
         if run.kick.swap(false, Ordering::SeqCst) {
             run.cpu.store(NOT_RUNNING, Ordering::SeqCst);
             if irq_on {

@@ -54,8 +54,11 @@ impl NestedTables {
         self.root
     }
 
+    /// Sequentially consistent: paired with the VCPU's `RunState::cpu`
+    /// store before it, so a shootdown that bumped the generation and then
+    /// saw the VCPU not running knows its next entry sees the bump.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Maps the 4 KiB page at `gpa` to `hpa` (read, write, execute).
@@ -76,18 +79,20 @@ impl NestedTables {
         let old = read_entry(table, (gpa >> 12) & 0x1ff);
         write_entry(table, (gpa >> 12) & 0x1ff, (hpa & ADDR_MASK) | LEAF_FLAGS);
         if old & PRESENT != 0 && old & ADDR_MASK != hpa & ADDR_MASK {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.generation.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
 
     /// Removes every leaf in `[start, end)`; empty tables stay (they are
-    /// freed with the guest).
-    pub fn unmap(&self, start: u64, end: u64) {
+    /// freed with the guest). True if any leaf was present.
+    pub fn unmap(&self, start: u64, end: u64) -> bool {
         let _guard = self.lock.lock();
-        if unmap_level(self.root, 3, 0, start, end) {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+        let cleared = unmap_level(self.root, 3, 0, start, end);
+        if cleared {
+            self.generation.fetch_add(1, Ordering::SeqCst);
         }
+        cleared
     }
 }
 
