@@ -40,11 +40,12 @@ fn map_pages(ctx: &Ctx) -> Outcome {
     expect_status!(r, SUCCESS);
     expect_eq!(r.reps_completed, 4);
     child.note_mapped(&pages);
-    // Read-only and read-execute are legal too.
+    // Read-only and read-execute are legal too (same 2 MiB block: no new page).
     let more = ctx.pages(2);
-    expect_status!(ctx.map(child.id, 0x200, map_flags::READABLE, &more[..1]), SUCCESS);
-    expect_status!(ctx.map(child.id, 0x201, map_flags::READABLE | map_flags::EXECUTABLE, &more[1..]), SUCCESS);
+    expect_status!(ctx.map(child.id, 0x180, map_flags::READABLE, &more[..1]), SUCCESS);
+    expect_status!(ctx.map(child.id, 0x181, map_flags::READABLE | map_flags::EXECUTABLE, &more[1..]), SUCCESS);
     child.note_mapped(&more);
+    expect_eq!(child.balance()?, (0, 17));
     Ok(())
 }
 
