@@ -29,6 +29,8 @@ cases![
     cpuid_none_removes,
     exception_message,
     triple_fault_is_unrecoverable_exception,
+    msr_none_removes,
+    exception_none_removes,
 ];
 
 const RW: u32 = intercept::ACCESS_READ | intercept::ACCESS_WRITE;
@@ -320,4 +322,37 @@ fn triple_fault_is_unrecoverable_exception(ctx: &Ctx) -> Outcome {
     let _ = mx::nanosleep(mx::deadline_after(20_000_000));
     expect!(!vm.done(), "the guest ran on after a triple fault");
     Ok(())
+}
+
+/// Runs `op` in a guest after `install`, expecting no intercept message of
+/// `removed` but the triple fault of an undeliverable exception (#GP for
+/// the MSR, #UD) that follows once the intercept is gone.
+fn removed_intercept_lets_fault_through(
+    ctx: &Ctx,
+    ty: u32,
+    access: u32,
+    parameter: u64,
+    op: Op,
+    removed: u32,
+) -> Outcome {
+    let vm = Vm::new(ctx, 0)?;
+    expect_status!(ctx.intercept(vm.id(), access, ty, parameter), SUCCESS);
+    expect_status!(ctx.intercept(vm.id(), intercept::ACCESS_NONE, ty, parameter), SUCCESS);
+    vm.script(&[op]);
+    vm.start()?;
+    let m = ctx.wait_message(0)?;
+    expect!(m.header.message_type != removed, "an intercept message after its removal");
+    expect_eq!(m.header.message_type, message_type::UNRECOVERABLE_EXCEPTION);
+    expect_eq!(ctx.consume_message(0), HvStatus::SUCCESS);
+    Ok(())
+}
+
+fn msr_none_removes(ctx: &Ctx) -> Outcome {
+    let op = Op::Wrmsr { msr: MSR, value: 1 };
+    removed_intercept_lets_fault_through(ctx, intercept::X64_MSR, RW, 0, op, message_type::X64_MSR_INTERCEPT)
+}
+
+fn exception_none_removes(ctx: &Ctx) -> Outcome {
+    let ty = intercept::X64_EXCEPTION;
+    removed_intercept_lets_fault_through(ctx, ty, EXEC, 6, Op::Ud2, message_type::X64_EXCEPTION_INTERCEPT)
 }

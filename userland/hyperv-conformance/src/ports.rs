@@ -13,7 +13,7 @@ use crate::ctx::{flags_set, Ctx};
 use crate::harness::Outcome;
 use crate::script::{self, Op};
 use crate::vm::{Child, Vm};
-use crate::{cases, expect, expect_eq, expect_status};
+use crate::{cases, expect, expect_eq, expect_status, mem};
 
 cases![
     create_port_message_and_event,
@@ -46,6 +46,7 @@ cases![
     post_message_synic_disabled,
     post_message_sixteen_buffers,
     post_and_signal_target_vp_gone,
+    end_of_message_delivers_queued_in_order,
     signal_event_sets_flag,
     signal_event_flag_out_of_range,
     signal_event_wrong_port_type,
@@ -441,6 +442,46 @@ fn post_and_signal_target_vp_gone(ctx: &Ctx) -> Outcome {
     expect_status!(ctx.signal(87, 0), INVALID_VP_INDEX);
     expect_status!(ctx.disconnect(ctx.root_id, 86), SUCCESS);
     expect_status!(ctx.disconnect(ctx.root_id, 87), SUCCESS);
+    Ok(())
+}
+
+fn end_of_message_delivers_queued_in_order(ctx: &Ctx) -> Outcome {
+    // The child empties its slot and writes EOM twice; each EOM moves the
+    // next queued message into the slot, MessagePending set while more wait.
+    let vm = Vm::new(ctx, 1)?;
+    let slot = script::SIM + 256 * MESSAGE_SINT as u64;
+    let (flag1, flag2) = (0x3000, 0x3008);
+    vm.script(&[
+        Op::Wrmsr { msr: msr::SIMP, value: script::SIM | msr::ENABLE },
+        Op::Wrmsr { msr: msr::SINT0 + MESSAGE_SINT, value: 0x50 },
+        Op::Wrmsr { msr: msr::SCONTROL, value: msr::ENABLE },
+        Op::Wait { gpa: flag1 },
+        Op::Store { gpa: slot, value: 0 },
+        Op::Wrmsr { msr: msr::EOM, value: 0 },
+        Op::Wait { gpa: flag2 },
+        Op::Store { gpa: slot, value: 0 },
+        Op::Wrmsr { msr: msr::EOM, value: 0 },
+    ]);
+    vm.start()?;
+    vm.wait_progress(3)?;
+    message_channel(ctx, &vm, 1, 88)?;
+    for (i, ty) in [0x11u32, 0x22, 0x33].iter().enumerate() {
+        expect_status!(ctx.post(88, *ty, 1, &[i as u8]), SUCCESS);
+    }
+    let header = |vm: &Vm| abi::MessageHeader::read(&vm.read(slot, 16)).unwrap_or_default();
+    expect_eq!((header(&vm).message_type, header(&vm).message_flags), (0x11, abi::MessageHeader::MESSAGE_PENDING));
+    expect_eq!(ctx.port_property(vm.id(), 1, port_property::POST_COUNT).1, 2);
+    mem::write_u64(vm.addr(flag1), 1);
+    vm.wait_progress(6)?;
+    expect_eq!((header(&vm).message_type, header(&vm).message_flags), (0x22, abi::MessageHeader::MESSAGE_PENDING));
+    expect_eq!(vm.read(slot + 16, 1), alloc::vec![1u8]);
+    expect_eq!(ctx.port_property(vm.id(), 1, port_property::POST_COUNT).1, 1);
+    mem::write_u64(vm.addr(flag2), 1);
+    vm.wait_done()?;
+    expect_eq!((header(&vm).message_type, header(&vm).message_flags), (0x33, 0));
+    expect_eq!(vm.read(slot + 16, 1), alloc::vec![2u8]);
+    expect_eq!(ctx.port_property(vm.id(), 1, port_property::POST_COUNT).1, 0);
+    expect_status!(ctx.disconnect(ctx.root_id, 88), SUCCESS);
     Ok(())
 }
 

@@ -75,6 +75,8 @@ hvc_guest:
         je      80f
         cmp     $9, %eax
         je      90f
+        cmp     $10, %eax
+        je      100f
         jmp     9f                      # unknown op: stop
     # 1 HYPERCALL: rcx control, rdx input (GPA or fast qword), r8 output.
 10:     mov     $0x4000, %eax
@@ -137,6 +139,9 @@ hvc_guest:
         pause
         jmp     90b
 91:     mov     %rax, 32(%rsi)
+        jmp     2f
+    # 10 STORE the qword b at GPA a.
+100:    mov     %rdx, (%rcx)
 2:      add     $64, %rsi
         incq    0x10(%r14)
         dec     %r15
@@ -207,6 +212,11 @@ pub enum Op {
     WaitExiting {
         gpa: u64,
     },
+    /// Stores `value` at guest-physical `gpa`.
+    Store {
+        gpa: u64,
+        value: u64,
+    },
 }
 
 impl Op {
@@ -222,6 +232,7 @@ impl Op {
             Op::Ud2 => (7, 0, 0, 0),
             Op::Wait { gpa } => (8, gpa, 0, 0),
             Op::WaitExiting { gpa } => (9, gpa, 0, 0),
+            Op::Store { gpa, value } => (10, gpa, value, 0),
         };
         [code, a, b, c, 0, 0, 0, 0]
     }
