@@ -31,9 +31,11 @@ c_enum! {
         /// cannot be trapped (`MX_ERR_INVALID_ARGS`). An exception the guest
         /// raises on a trapped vector (including the #UD and #GP the kernel
         /// raises for the guest's instructions) is not delivered: it comes
-        /// back as a GUEST_EXCEPTION packet with RIP at the instruction that
-        /// raised it, also for the trap-type #BP (INT3) and #OF (INTO): to
-        /// deliver those, move RIP past the instruction first. The VMM may
+        /// back as a GUEST_EXCEPTION packet with RIP where delivery would
+        /// have pushed it: at the instruction for faults, after it for the
+        /// trap-type #DB (single step, data breakpoints), but at the
+        /// instruction for #BP (INT3) and #OF (INTO): to deliver those, move
+        /// RIP past the 1-byte instruction first. The VMM may
         /// re-raise it with `mx_vcpu_interrupt`; events raised that way are
         /// delivered, never trapped again. A #PF re-raised so has error
         /// code 0 and leaves CR2 as it was.

@@ -264,6 +264,9 @@ impl Server {
         // SAFETY: in PHASE_STOPPED the VP thread does not touch `regs` or
         // `exit` until the main thread moves the phase on.
         let (regs, exit) = unsafe { (*vp.regs.get(), *vp.exit.get()) };
+        if let GuestExit::Failed(status) = exit {
+            mxrt::println!("hyperv-server: a VP stopped: vcpu_resume {status} at RIP {:#x}", regs.rip);
+        }
         self.manager.vp_exit(key, regs, exit);
     }
 }

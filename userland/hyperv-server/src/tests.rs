@@ -809,3 +809,77 @@ fn removing_a_root_frees_everything() {
     assert!(e.m.platform.maps.is_empty());
     assert!(e.m.vp_keys.is_empty());
 }
+
+/// Hostile input: random input values, blocks, ids and guest exits must
+/// never panic the manager, and every status is one of TLFS' codes.
+#[test]
+fn random_calls_never_panic() {
+    let mut e = Env::new();
+    let id = e.active_child(64);
+    assert_eq!(e.create_vp(id, 0), HvStatus::SUCCESS);
+    let page = e.pages(1)[0];
+    assert_eq!(e.map(id, 0, map_flags::ALL, &[page]).status, HvStatus::SUCCESS);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let ids = [0, 1, e.root, id, id + 1, u64::MAX, 12345];
+    for round in 0..8_000u32 {
+        let code = match next() % 4 {
+            0 => (next() % 0x70) as u16,
+            _ => 0x40 + (next() % 0x1e) as u16,
+        };
+        let mut control = u64::from(code);
+        if next() % 4 == 0 {
+            control |= Control::FAST;
+        }
+        if next() % 3 == 0 {
+            control |= (next() % 40) << 32 | (next() % 8) << 48;
+        }
+        if next() % 16 == 0 {
+            control |= next() & Control::RESERVED;
+        }
+        let mut input = vec![0u8; 512];
+        for chunk in input.chunks_mut(8) {
+            let v = match next() % 4 {
+                0 => ids[(next() % ids.len() as u64) as usize],
+                1 => next() % 64,
+                2 => BASE / PAGE + 16 + next() % 64,
+                _ => next(),
+            };
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        let r = if round % 3 == 0 {
+            let child = Caller { partition: id, vp: Some(0), space: Space::Guest };
+            e.m.platform.mem_write(e.root, page * PAGE - BASE, &input);
+            let (a, b) = if next() % 2 == 0 { (next() % 0x2000, next() % 0x2000) } else { (next(), next()) };
+            e.m.hypercall(child, control, a & !7, b & !7)
+        } else {
+            e.raw(control, &input, 0).0
+        };
+        assert!(r.status.name().is_some(), "status {:?} for {control:#x}", r.status);
+        if round % 7 == 0 {
+            let key = next() % 4;
+            let regs = VcpuRegs { rip: next(), cr0: next() % 2, cpl: (next() % 4) as u8, ..Default::default() };
+            let exit = match next() % 6 {
+                0 => GuestExit::Io { port: next() as u16, size: (next() % 5) as u8, input: next() % 2 == 0, data: 0 },
+                1 => GuestExit::Msr {
+                    msr: 0x4000_0000 + (next() % 0xa0) as u32,
+                    write: next() % 2 == 0,
+                    value: next(),
+                    inst_len: 2,
+                },
+                2 => GuestExit::Cpuid { leaf: next() as u32, subleaf: 0 },
+                3 => GuestExit::Exception { vector: (next() % 32) as u8, error_code: None, cr2: 0 },
+                4 => GuestExit::Vmcall { inst_len: 3 },
+                _ => GuestExit::Failed(-1),
+            };
+            e.m.vp_exit(key, regs, exit);
+        }
+    }
+    e.m.remove_root(e.root);
+    assert!(e.m.vp_keys.is_empty());
+}

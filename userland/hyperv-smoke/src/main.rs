@@ -25,7 +25,7 @@ use hv::client::Root;
 
 mxrt::entry!(main);
 
-const GUEST_PAGES: usize = 8;
+const GUEST_PAGES: usize = 12;
 const CODE: u64 = 0x4000;
 const STACK_TOP: u64 = 0x8000;
 const PML4: u64 = 0x1000;
@@ -69,6 +69,63 @@ const GUEST_CODE2: &[u8] = &[
     0xE7, 0x83, // out 0x83, eax         (the status)
     0xF4, // hlt
     0xEB, 0xFD, // jmp hlt
+];
+
+const CODE3: u64 = 0x4800;
+const HANDLER: u64 = 0x4C00;
+const IDTR: u64 = 0x4F00;
+const GDT: u64 = 0x4E00;
+const GDTR: u64 = 0x4EF0;
+const STACK3_TOP: u64 = 0x7400;
+const CHILD_SIM: u64 = 0x9000;
+const CHILD_SIEF: u64 = 0xA000;
+const IDT: u64 = 0xB000;
+const CHILD_VECTOR: u8 = 0x50;
+const CHILD_SINT: u32 = 3;
+
+/// VP 2's code, at GPA 0x4800: enables its SynIC (SIM page 9, SIEF page 10,
+/// SINT3 = vector 0x50), loads a GDT (code 0x08, data 0x10) and an IDT, reports ready with `OUT 0x84` (AL =
+/// 1) and waits in HLT with interrupts on.
+const GUEST_CODE3: &[u8] = &[
+    0xB9, 0x83, 0x00, 0x00, 0x40, // mov ecx, HV_X64_MSR_SIMP
+    0xB8, 0x01, 0x90, 0x00, 0x00, // mov eax, 0x9001
+    0x31, 0xD2, // xor edx, edx
+    0x0F, 0x30, // wrmsr
+    0xB9, 0x82, 0x00, 0x00, 0x40, // mov ecx, HV_X64_MSR_SIEFP
+    0xB8, 0x01, 0xA0, 0x00, 0x00, // mov eax, 0xA001
+    0x0F, 0x30, // wrmsr
+    0xB9, 0x93, 0x00, 0x00, 0x40, // mov ecx, HV_X64_MSR_SINT3
+    0xB8, 0x50, 0x00, 0x00, 0x00, // mov eax, 0x50 (unmasked)
+    0x0F, 0x30, // wrmsr
+    0xB9, 0x80, 0x00, 0x00, 0x40, // mov ecx, HV_X64_MSR_SCONTROL
+    0xB8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1
+    0x0F, 0x30, // wrmsr
+    0x0F, 0x01, 0x14, 0x25, 0xF0, 0x4E, 0x00, 0x00, // lgdt [0x4ef0]
+    0x6A, 0x08, // push 0x08
+    0x48, 0x8D, 0x05, 0x03, 0x00, 0x00, 0x00, // lea rax, [rip + 3]
+    0x50, // push rax
+    0x48, 0xCB, // retfq                 (CS = 0x08 of our GDT)
+    0xB8, 0x10, 0x00, 0x00, 0x00, // mov eax, 0x10
+    0x8E, 0xD0, // mov ss, eax
+    0x8E, 0xD8, // mov ds, eax
+    0x8E, 0xC0, // mov es, eax
+    0x0F, 0x01, 0x1C, 0x25, 0x00, 0x4F, 0x00, 0x00, // lidt [0x4f00]
+    0xB0, 0x01, // mov al, 1
+    0xE6, 0x84, // out 0x84, al          (ready)
+    0xFB, // sti
+    0xF4, // hlt
+    0xEB, 0xFD, // jmp hlt
+];
+
+/// The SINT3 handler: `OUT 0x84` with AL = 2, EOM, IRETQ.
+const GUEST_HANDLER: &[u8] = &[
+    0xB0, 0x02, // mov al, 2
+    0xE6, 0x84, // out 0x84, al          (interrupt taken)
+    0xB9, 0x84, 0x00, 0x00, 0x40, // mov ecx, HV_X64_MSR_EOM
+    0x31, 0xC0, // xor eax, eax
+    0x31, 0xD2, // xor edx, edx
+    0x0F, 0x30, // wrmsr
+    0x48, 0xCF, // iretq
 ];
 
 /// Intercepts of port 0x82 the guest makes in a loop, to time a round trip.
@@ -147,6 +204,19 @@ fn run() -> Result<(), String> {
     put(0x3000, &0x83u64.to_le_bytes());
     put(CODE, GUEST_CODE);
     put(CODE2, GUEST_CODE2);
+    put(CODE3, GUEST_CODE3);
+    put(HANDLER, GUEST_HANDLER);
+    let mut idtr = [0u8; 10];
+    idtr[..2].copy_from_slice(&(256u16 * 16 - 1).to_le_bytes());
+    idtr[2..].copy_from_slice(&IDT.to_le_bytes());
+    put(IDTR, &idtr);
+    let gdt: Vec<u8> =
+        [0u64, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF].iter().flat_map(|d| d.to_le_bytes()).collect();
+    put(GDT, &gdt);
+    let mut gdtr = [0u8; 10];
+    gdtr[..2].copy_from_slice(&23u16.to_le_bytes());
+    gdtr[2..].copy_from_slice(&GDT.to_le_bytes());
+    put(GDTR, &gdtr);
     let post = PostMessageIn { connection_id: MESSAGE_CONNECTION, padding: 0, message_type: 0x77, payload_size: 4 };
     put(POST_INPUT, &post.to_bytes());
     put(POST_INPUT + 16, b"hvpm");
@@ -202,6 +272,7 @@ fn run() -> Result<(), String> {
     mxrt::println!("hyperv-smoke: {ROUND_TRIPS} intercept round trips, {} us each", ns / 1000);
 
     second_vp(&root, child)?;
+    third_vp(&root, child, mem)?;
 
     hv("HvFinalizePartition", root.finalize_partition(child))?;
     let mut back = [0u64; 64];
@@ -314,15 +385,75 @@ fn second_vp(root: &Root, child: u64) -> Result<(), String> {
         return Err(format!("the guest's HvPostMessage returned {status:?}"));
     }
     let m = next_message(root, MESSAGE_SINT)?;
-    if m.header.message_type != 0x77 || &m.payload[..4] != b"hvpm" || m.header.origination_id != u64::from(MESSAGE_PORT) {
+    if m.header.message_type != 0x77 || &m.payload[..4] != b"hvpm" || m.header.origination_id != u64::from(MESSAGE_PORT)
+    {
         return Err(format!("posted message {m:?}"));
     }
     mxrt::println!("hyperv-smoke: VP 1: Hyper-V CPUID, CPUID/MSR/#UD intercepts and HvPostMessage ok");
     Ok(())
 }
 
+/// Waits for VP 2's `OUT 0x84` with AL = `what` and resumes it.
+fn vp2_out(root: &Root, child: u64, what: u64) -> Result<(), String> {
+    let io = next_intercept(root)?;
+    if io.port_number != 0x84 || io.header.vp_index != 2 || io.rax & 0xff != what {
+        return Err(format!("expected VP 2's OUT 0x84 of {what}, got {io:?}"));
+    }
+    resume_past_vp(root, child, 2, &io.header)
+}
+
+/// VP 2: the root signals an event and posts a message to the child; both
+/// land in the child's SIEF/SIM pages and raise SINT3's vector in the guest.
+fn third_vp(root: &Root, child: u64, base: usize) -> Result<(), String> {
+    let me = root.partition_id();
+    let (_, more) = pages(root, 4)?;
+    rep("deposit into the root", root.deposit_memory(me, &more))?;
+    let d = InterceptDescriptor { intercept_type: intercept::X64_IO_PORT, parameter: 0x84 };
+    hv("HvInstallIntercept 0x84", root.install_intercept(child, intercept::ACCESS_WRITE, d))?;
+    hv("HvCreateVp 2", root.create_vp(child, ProximityDomainInfo::ANY, 2, 0))?;
+    let event = PortInfo::event(CHILD_SINT, 2, 0, 8);
+    hv("HvCreatePort (child event)", root.create_port(child, 0x21, me, &event))?;
+    hv("HvConnectPort (root)", root.connect_port(me, 0x31, child, 0x21, &ConnectionInfo::new(port_type::EVENT)))?;
+    let message = PortInfo::message(CHILD_SINT, 2);
+    hv("HvCreatePort (child message)", root.create_port(child, 0x22, me, &message))?;
+    let info = ConnectionInfo::new(port_type::MESSAGE);
+    hv("HvConnectPort (root)", root.connect_port(me, 0x32, child, 0x22, &info))?;
+    // Not ready yet: the child's SynIC is off.
+    if root.signal_event(0x31, 0) != Err(HvStatus::INVALID_SYNIC_STATE) {
+        return Err(String::from("signalling a child whose SynIC is off did not fail"));
+    }
+
+    // The IDT entry for the SINT vector: a 64-bit interrupt gate to HANDLER.
+    let selector = 0x08u16;
+    let mut gate = [0u8; 16];
+    gate[..2].copy_from_slice(&(HANDLER as u16).to_le_bytes());
+    gate[2..4].copy_from_slice(&selector.to_le_bytes());
+    gate[5] = 0x8E;
+    root.write_memory(base + (IDT + u64::from(CHILD_VECTOR) * 16) as usize, &gate);
+    let start = [(reg::RIP, u128::from(CODE3)), (reg::RSP, u128::from(STACK3_TOP)), (reg::CR3, u128::from(PML4))];
+    rep("HvSetVpRegisters 2", root.set_vp_registers(child, 2, &start))?;
+    hv("start VP 2", root.set_vp_register(child, 2, reg::EXPLICIT_SUSPEND, 0))?;
+    vp2_out(root, child, 1)?;
+
+    hv("HvSignalEvent to the child", root.signal_event(0x31, 2))?;
+    vp2_out(root, child, 2)?;
+    let mut flags = [0u8; 1];
+    root.read_memory(base + (CHILD_SIEF + u64::from(CHILD_SINT) * 256) as usize, &mut flags);
+    if flags[0] != 1 << 2 {
+        return Err(format!("the child's SIEF byte is {:#x}", flags[0]));
+    }
+    hv("HvPostMessage to the child", root.post_message(0x32, 0x99, 4, b"root"))?;
+    vp2_out(root, child, 2)?;
+    let mut slot = [0u8; 256];
+    root.read_memory(base + (CHILD_SIM + u64::from(CHILD_SINT) * 256) as usize, &mut slot);
+    let m = HvMessage::read(&slot).unwrap_or_default();
+    if m.header.message_type != 0x99 || &m.payload[..4] != b"root" {
+        return Err(format!("the child's SIM slot holds {m:?}"));
+    }
+    mxrt::println!("hyperv-smoke: VP 2: root HvSignalEvent and HvPostMessage reached the child's SynIC and SINT3");
+    Ok(())
+}
+
 fn resume_past(root: &Root, child: u64, io: &IoPortIntercept) -> Result<(), String> {
-    let rip = io.header.rip + u64::from(io.header.instruction_length);
-    let regs = [(reg::RIP, u128::from(rip)), (reg::INTERCEPT_SUSPEND, 0)];
-    rep("resume", root.set_vp_registers(child, 0, &regs))
+    resume_past_vp(root, child, 0, &io.header)
 }

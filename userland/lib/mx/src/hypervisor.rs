@@ -17,7 +17,12 @@
 //!
 //! The guest RIP is already past the instruction when an exit comes back
 //! (the kernel decodes lengths with `kcore::x86decode`; this module reuses
-//! it and adds the operands). Errors are [`Error`]: a kernel [`Status`], or a
+//! it and adds the operands), except for [`Exit::Exception`], where it is at
+//! the instruction. The synchronous trap kinds (`TrapKind::Msr`, `Cpuid`,
+//! `Exception`, `Vmcall`) come back as [`Exit::Msr`], [`Exit::Cpuid`],
+//! [`Exit::Exception`] and [`Exit::Vmcall`]; [`Vcpu::read_system`] and
+//! [`Vcpu::write_system`] reach RIP, RFLAGS, CR3 and the rest of
+//! `MX_VCPU_SYSTEM`. Errors are [`Error`]: a kernel [`Status`], or a
 //! MEM exit whose instruction the decoder does not model.
 
 use core::fmt;
