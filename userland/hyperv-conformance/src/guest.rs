@@ -31,6 +31,7 @@ cases![
     create_partition_too_deep,
     parent_only_calls_denied,
     own_vp_registers_readable,
+    hypercall_from_cpl3_is_ud,
     signal_event_fast_and_slow_to_root,
     signal_event_needs_privilege,
     signal_event_raises_only_when_clear,
@@ -409,6 +410,37 @@ fn own_vp_registers_readable(ctx: &Ctx) -> Outcome {
     expect_eq!(mem::qword(&out, 0), script::MAILBOX);
     expect_eq!(mem::qword(&out, 16), script::OPS + 2 * script::OP_SIZE);
     Ok(())
+}
+
+fn hypercall_from_cpl3_is_ud(ctx: &Ctx) -> Outcome {
+    // A hypercall from ring 3 is #UD (reference §1.6): the call is not
+    // served. The guest has no IDT, so the #UD ends in a triple fault and
+    // an UnrecoverableException message; the signal never reaches us.
+    let vm = Vm::new(ctx, 1)?;
+    let (_, cr4) = ctx.get_reg(vm.id(), 0, abi::reg::CR4);
+    expect!(cr4 & (3 << 20) == 0, "the VP starts with SMEP/SMAP on (CR4 {cr4:#x}): ring 0 cannot run on user pages");
+    for (gpa, words) in script::user_page_tables() {
+        vm.write(gpa, &mem::qwords(&words));
+    }
+    vm.write(script::GDT, &mem::qwords(&script::user_gdt()));
+    crate::expect_status!(ctx.set_privileges(vm.id(), privilege::CHILD_DEFAULT | privilege::SIGNAL_EVENTS), SUCCESS);
+    let port = root_event_port(ctx, &vm, 0x305, 0x405)?;
+    ctx.notified();
+    let mut ops = Vec::from(enable_hypercalls());
+    ops.extend([Op::User, signal_fast(0x405, 0)]);
+    vm.script(&ops);
+    let result = (|| -> Outcome {
+        vm.start()?;
+        let m = ctx.wait_message(0)?;
+        expect_eq!(m.header.message_type, abi::message_type::UNRECOVERABLE_EXCEPTION);
+        expect_eq!(vm.progress(), 3);
+        expect_eq!(vm.result(3, 0), 0);
+        expect!(crate::ctx::flags_set(&ctx.root.event_flags(1)).is_empty(), "the ring-3 signal was served");
+        expect_eq!(ctx.consume_message(0), HvStatus::SUCCESS);
+        Ok(())
+    })();
+    drop_root_port(ctx, port);
+    result
 }
 
 /// An event port on our own partition (SINT 1, flags 20..24) and the

@@ -77,6 +77,8 @@ hvc_guest:
         je      90f
         cmp     $10, %eax
         je      100f
+        cmp     $11, %eax
+        je      110f
         jmp     9f                      # unknown op: stop
     # 1 HYPERCALL: rcx control, rdx input (GPA or fast qword), r8 output.
 10:     mov     $0x4000, %eax
@@ -142,6 +144,18 @@ hvc_guest:
         jmp     2f
     # 10 STORE the qword b at GPA a.
 100:    mov     %rdx, (%rcx)
+        jmp     2f
+    # 11 USER: load the GDT image at 0xB000 and go on in ring 3 (needs
+    # user page tables: see `user_page_tables`).
+110:    lgdt    0xb000
+        mov     %rsp, %rax
+        pushq   $0x23                   # SS: user data
+        push    %rax                    # RSP
+        pushfq
+        pushq   $0x1b                   # CS: user code, 64-bit
+        lea     2f(%rip), %rax
+        push    %rax
+        iretq
 2:      add     $64, %rsi
         incq    0x10(%r14)
         dec     %r15
@@ -217,6 +231,8 @@ pub enum Op {
         gpa: u64,
         value: u64,
     },
+    /// Continues in ring 3 (with [`user_page_tables`] and [`user_gdt`] in place).
+    User,
 }
 
 impl Op {
@@ -233,6 +249,7 @@ impl Op {
             Op::Wait { gpa } => (8, gpa, 0, 0),
             Op::WaitExiting { gpa } => (9, gpa, 0, 0),
             Op::Store { gpa, value } => (10, gpa, value, 0),
+            Op::User => (11, 0, 0, 0),
         };
         [code, a, b, c, 0, 0, 0, 0]
     }
@@ -244,5 +261,32 @@ pub fn page_tables() -> Vec<(u64, Vec<u64>)> {
         (PML4, alloc::vec![0x1003]),
         (0x1000, alloc::vec![0x2003]),
         (0x2000, (0..512u64).map(|i| (i << 21) | 0x83).collect()),
+    ]
+}
+
+/// The page tables of [`page_tables`] with the user bit at every level, so
+/// the interpreter can go on in ring 3.
+pub fn user_page_tables() -> Vec<(u64, Vec<u64>)> {
+    alloc::vec![
+        (PML4, alloc::vec![0x1007]),
+        (0x1000, alloc::vec![0x2007]),
+        (0x2000, (0..512u64).map(|i| (i << 21) | 0x87).collect()),
+    ]
+}
+
+/// Where [`user_gdt`] goes: the `lgdt` operand at 0xB000, the table at 0xB010.
+pub const GDT: u64 = 0xb000;
+
+/// The GDT image for `Op::User`: null, kernel code64 0x08, kernel data
+/// 0x10, user code64 0x18, user data 0x20; preceded by its pseudo-descriptor.
+pub fn user_gdt() -> Vec<u64> {
+    alloc::vec![
+        0x27 | (GDT + 0x10) << 16,
+        (GDT + 0x10) >> 48,
+        0,
+        0x00af_9a00_0000_ffff,
+        0x00cf_9200_0000_ffff,
+        0x00af_fa00_0000_ffff,
+        0x00cf_f200_0000_ffff,
     ]
 }
