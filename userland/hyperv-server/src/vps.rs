@@ -653,15 +653,21 @@ impl<P: Platform> Manager<P> {
 
     fn exception_exit(&mut self, id: u64, index: u32, vector: u8, error_code: Option<u32>, cr2: u64) {
         let intercepted = self.part(id).is_ok_and(|p| p.intercepts.exception.contains_key(&vector));
+        // #BP (INT3) and #OF (INTO) come back at their 1-byte instruction.
+        let len = u8::from(matches!(vector, 3 | 4));
         if !intercepted {
-            // The intercept was removed: deliver the exception as if there were none.
+            // The intercept was removed: deliver the exception as if there
+            // were none (a trap-type one after its instruction).
+            if let Some(r) = self.regs_mut(id, index) {
+                r.rip = r.rip.wrapping_add(u64::from(len));
+            }
             self.raise(id, index, u32::from(vector));
             return;
         }
         let r = self.regs(id, index);
         let g = r.gprs;
         let msg = ExceptionIntercept {
-            header: self.intercept_header(id, index, 0, intercept::ACCESS_TYPE_EXECUTE),
+            header: self.intercept_header(id, index, len, intercept::ACCESS_TYPE_EXECUTE),
             exception_vector: u16::from(vector),
             exception_info: u8::from(error_code.is_some()),
             error_code: error_code.unwrap_or(0),
