@@ -13,6 +13,8 @@ use crate::{cases, expect, expect_eq, expect_status};
 cases![
     map_pages,
     map_shared_with_guest,
+    remap_supersedes,
+    unmap_removes_guest_access,
     map_uninitialized,
     map_unknown_id,
     map_not_a_child,
@@ -58,6 +60,44 @@ fn map_shared_with_guest(ctx: &Ctx) -> Outcome {
     crate::mem::write_u64(page[0] * 4096 + 8, 0x1122_3344_5566_7788);
     vm.run(&[Op::Wait { gpa: 0x40008 }])?;
     expect_eq!(vm.result(0, 0), 0x1122_3344_5566_7788);
+    Ok(())
+}
+
+fn remap_supersedes(ctx: &Ctx) -> Outcome {
+    // Mapping another page at a mapped GPA replaces it: the guest sees the
+    // new page, and the old one is free again (it can be deposited).
+    let vm = Vm::new(ctx, 1)?;
+    let pages = ctx.pages(2);
+    crate::mem::write_u64(pages[0] * 4096, 0xaaaa);
+    crate::mem::write_u64(pages[1] * 4096, 0xbbbb);
+    expect_status!(ctx.map(vm.id(), 0x40, map_flags::ALL, &pages[..1]), SUCCESS);
+    expect_status!(ctx.map(vm.id(), 0x40, map_flags::ALL, &pages[1..]), SUCCESS);
+    vm.child.note_mapped(&pages[1..]);
+    expect_eq!(vm.child.balance()?, (1, 21));
+    vm.run(&[Op::Wait { gpa: 0x40000 }])?;
+    expect_eq!(vm.result(0, 0), 0xbbbb);
+    expect_status!(ctx.deposit(vm.id(), &pages[..1]), SUCCESS);
+    Ok(())
+}
+
+fn unmap_removes_guest_access(ctx: &Ctx) -> Outcome {
+    // A guest touching a GPA that was unmapped cannot run on: there is no
+    // memory behind it (UnrecoverableException to the parent).
+    let vm = Vm::new(ctx, 0)?;
+    let page = ctx.pages(1);
+    crate::mem::write_u64(page[0] * 4096, 0x5a5a);
+    expect_status!(ctx.map(vm.id(), 0x40, map_flags::ALL, &page), SUCCESS);
+    vm.script(&[Op::Wait { gpa: 0x40000 }, Op::Wait { gpa: 0x3000 }, Op::Wait { gpa: 0x40000 }]);
+    vm.start()?;
+    vm.wait_progress(1)?;
+    expect_eq!(vm.result(0, 0), 0x5a5a);
+    expect_status!(ctx.unmap(vm.id(), 0x40, 1), SUCCESS);
+    ctx.recycle(&page);
+    crate::mem::write_u64(vm.addr(0x3000), 1);
+    let m = ctx.wait_message(0)?;
+    expect_eq!(m.header.message_type, hv::abi::message_type::UNRECOVERABLE_EXCEPTION);
+    expect_eq!(vm.progress(), 2);
+    expect_eq!(ctx.consume_message(0), HvStatus::SUCCESS);
     Ok(())
 }
 

@@ -200,6 +200,12 @@ fn unknown_protocol_op(ctx: &Ctx) -> Outcome {
         let r = HvResult::from_raw(raw);
         expect!(r.status == HvStatus::INVALID_HYPERCALL_CODE, "op {op}: {:?}", r.status);
     }
+    // End-of-message names a SINT 0-15.
+    for sint in [16u64, 0xffff_ffff, u64::MAX] {
+        let raw = ctx.root.request(hv::proto::OP_END_OF_MESSAGE, sint, 0, 0).map_err(|s| alloc::format!("{s:?}"))?;
+        let r = HvResult::from_raw(raw);
+        expect!(r.status == HvStatus::INVALID_PARAMETER, "EOM of SINT {sint:#x}: {:?}", r.status);
+    }
     expect_eq!(ctx.partition_id().1, ctx.root_id);
     Ok(())
 }

@@ -31,6 +31,7 @@ cases![
     triple_fault_is_unrecoverable_exception,
     msr_none_removes,
     exception_none_removes,
+    breakpoint_message_at_int3,
 ];
 
 const RW: u32 = intercept::ACCESS_READ | intercept::ACCESS_WRITE;
@@ -355,4 +356,22 @@ fn msr_none_removes(ctx: &Ctx) -> Outcome {
 fn exception_none_removes(ctx: &Ctx) -> Outcome {
     let ty = intercept::X64_EXCEPTION;
     removed_intercept_lets_fault_through(ctx, ty, EXEC, 6, Op::Ud2, message_type::X64_EXCEPTION_INTERCEPT)
+}
+
+fn breakpoint_message_at_int3(ctx: &Ctx) -> Outcome {
+    // #BP is trap-like, but its message has RIP at the INT3 and
+    // InstructionLength 1, so the root resumes past it.
+    let vm = Vm::new(ctx, 0)?;
+    expect_status!(ctx.intercept(vm.id(), EXEC, intercept::X64_EXCEPTION, 3), SUCCESS);
+    vm.script(&[Op::Int3]);
+    vm.start()?;
+    let m = ctx.wait_message(0)?;
+    let h = check_header(&vm, &m, message_type::X64_EXCEPTION_INTERCEPT, intercept::ACCESS_TYPE_EXECUTE, &[0xcc])?;
+    expect_eq!(h.instruction_length, 1);
+    let e = abi::ExceptionIntercept::read(&m.payload).ok_or("short payload")?;
+    expect_eq!(e.exception_vector, 3);
+    resume(ctx, &vm, h.rip + 1, &[])?;
+    vm.wait_done()?;
+    expect_eq!(vm.result(0, 0), 1);
+    Ok(())
 }

@@ -30,6 +30,7 @@ cases![
     finalize_twice,
     finalize_unknown_id,
     finalize_not_a_child,
+    finalize_stops_running_vps,
     delete_uninitialized,
     delete_active,
     delete_pool_not_drained,
@@ -259,6 +260,22 @@ fn finalize_unknown_id(ctx: &Ctx) -> Outcome {
 fn finalize_not_a_child(ctx: &Ctx) -> Outcome {
     expect_status!(ctx.finalize(ctx.root_id), ACCESS_DENIED);
     expect_status!(ctx.partition_id(), SUCCESS);
+    Ok(())
+}
+
+fn finalize_stops_running_vps(ctx: &Ctx) -> Outcome {
+    // Finalization deletes the VPs: a running guest runs no more, and
+    // every page (VP, mapping, initialization) is back in the pool.
+    let vm = crate::vm::Vm::new(ctx, 0)?;
+    vm.script(&[crate::script::Op::WaitExiting { gpa: 0x3000 }]);
+    vm.start()?;
+    let _ = mx::nanosleep(mx::deadline_after(20_000_000));
+    expect_status!(ctx.finalize(vm.id()), SUCCESS);
+    expect_eq!(vm.child.balance()?, (21, 0));
+    crate::mem::write_u64(vm.addr(0x3000), 1);
+    let _ = mx::nanosleep(mx::deadline_after(50_000_000));
+    expect!(!vm.done(), "the guest ran after its partition was finalized");
+    expect_status!(ctx.get_regs(vm.id(), 0, &[abi::reg::RIP]), INVALID_PARTITION_STATE);
     Ok(())
 }
 

@@ -24,6 +24,7 @@ cases![
     withdraw_empty_pool,
     withdraw_leaves_pages_in_use,
     withdrawn_page_deposits_again,
+    withdrawn_pages_are_zeroed,
     withdraw_bad_proximity,
     withdraw_unknown_id,
     balance_bad_proximity,
@@ -189,6 +190,22 @@ fn withdrawn_page_deposits_again(ctx: &Ctx) -> Outcome {
     expect_status!(ctx.deposit(b.id, &got), SUCCESS);
     expect_eq!(b.balance()?, (1, 0));
     expect_eq!(a.balance()?, (0, 0));
+    Ok(())
+}
+
+fn withdrawn_pages_are_zeroed(ctx: &Ctx) -> Outcome {
+    let child = Child::new(ctx)?;
+    let pages = child.deposit(2)?;
+    for &p in &pages {
+        crate::mem::fill(p * 4096, 4096, 0x6b);
+    }
+    let (r, got) = ctx.withdraw(child.id, 2);
+    expect_status!(r, SUCCESS);
+    for &p in &got {
+        let bytes = crate::mem::read(p * 4096, 4096);
+        expect!(bytes.iter().all(|&b| b == 0), "page {p:#x} not zeroed");
+    }
+    ctx.recycle(&got);
     Ok(())
 }
 

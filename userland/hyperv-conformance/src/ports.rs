@@ -47,6 +47,7 @@ cases![
     post_message_sixteen_buffers,
     post_and_signal_target_vp_gone,
     end_of_message_delivers_queued_in_order,
+    delete_port_frees_its_buffers,
     signal_event_sets_flag,
     signal_event_flag_out_of_range,
     signal_event_wrong_port_type,
@@ -482,6 +483,29 @@ fn end_of_message_delivers_queued_in_order(ctx: &Ctx) -> Outcome {
     expect_eq!(vm.read(slot + 16, 1), alloc::vec![2u8]);
     expect_eq!(ctx.port_property(vm.id(), 1, port_property::POST_COUNT).1, 0);
     expect_status!(ctx.disconnect(ctx.root_id, 88), SUCCESS);
+    Ok(())
+}
+
+fn delete_port_frees_its_buffers(ctx: &Ctx) -> Outcome {
+    // Deleting a port drops its queued messages; a new port starts with 16
+    // free buffers (the slot still holds the old port's first message).
+    let vm = synic_vm(ctx, 2)?;
+    message_channel(ctx, &vm, 1, 89)?;
+    for _ in 0..17 {
+        expect_status!(ctx.post(89, 0x44, 0, &[]), SUCCESS);
+    }
+    expect_status!(ctx.post(89, 0x44, 0, &[]), INSUFFICIENT_BUFFERS);
+    expect_status!(ctx.delete_port(vm.id(), 1), SUCCESS);
+    expect_status!(ctx.disconnect(ctx.root_id, 89), SUCCESS);
+    message_channel(ctx, &vm, 1, 90)?;
+    expect_eq!(ctx.port_property(vm.id(), 1, port_property::POST_COUNT).1, 0);
+    for _ in 0..16 {
+        expect_status!(ctx.post(90, 0x55, 0, &[]), SUCCESS);
+    }
+    expect_status!(ctx.post(90, 0x55, 0, &[]), INSUFFICIENT_BUFFERS);
+    let slot = vm.read(script::SIM + 256 * MESSAGE_SINT as u64, 4);
+    expect_eq!(slot, 0x44u32.to_le_bytes().to_vec());
+    expect_status!(ctx.disconnect(ctx.root_id, 90), SUCCESS);
     Ok(())
 }
 

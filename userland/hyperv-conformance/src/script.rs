@@ -79,6 +79,8 @@ hvc_guest:
         je      100f
         cmp     $11, %eax
         je      110f
+        cmp     $12, %eax
+        je      120f
         jmp     9f                      # unknown op: stop
     # 1 HYPERCALL: rcx control, rdx input (GPA or fast qword), r8 output.
 10:     mov     $0x4000, %eax
@@ -156,6 +158,9 @@ hvc_guest:
         lea     2f(%rip), %rax
         push    %rax
         iretq
+    # 12 INT3; r0 = 1 once the root moved RIP past it.
+120:    int3
+        movq    $1, 32(%rsi)
 2:      add     $64, %rsi
         incq    0x10(%r14)
         dec     %r15
@@ -233,6 +238,8 @@ pub enum Op {
     },
     /// Continues in ring 3 (with [`user_page_tables`] and [`user_gdt`] in place).
     User,
+    /// `INT3`; r0 = 1 once the root moved RIP past it.
+    Int3,
 }
 
 impl Op {
@@ -250,6 +257,7 @@ impl Op {
             Op::WaitExiting { gpa } => (9, gpa, 0, 0),
             Op::Store { gpa, value } => (10, gpa, value, 0),
             Op::User => (11, 0, 0, 0),
+            Op::Int3 => (12, 0, 0, 0),
         };
         [code, a, b, c, 0, 0, 0, 0]
     }

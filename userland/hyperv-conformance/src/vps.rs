@@ -31,6 +31,7 @@ cases![
     registers_not_a_child,
     registers_uninitialized,
     suspend_registers_values,
+    control_registers_read_only,
     explicit_suspend_runs_and_stops,
     running_vp_only_suspend_registers,
 ];
@@ -248,6 +249,23 @@ fn suspend_registers_values(ctx: &Ctx) -> Outcome {
     // RFLAGS must keep bit 1 set and reserved bits clear.
     expect_status!(ctx.set_regs(child.id, 0, &[(reg::RFLAGS, 0)]), INVALID_PARAMETER);
     expect_status!(ctx.set_regs(child.id, 0, &[(reg::RFLAGS, 0x2 | 1 << 3)]), INVALID_PARAMETER);
+    Ok(())
+}
+
+fn control_registers_read_only(ctx: &Ctx) -> Outcome {
+    let child = Child::active(ctx, VP_PAGES)?;
+    expect_status!(ctx.create_vp(child.id, 0), SUCCESS);
+    let (_, values) = ctx.get_regs(child.id, 0, &[reg::CR0, reg::CR4, reg::EFER]);
+    // The current value may be written back; another is refused.
+    let same: alloc::vec::Vec<(u32, u128)> = [reg::CR0, reg::CR4, reg::EFER].into_iter().zip(values.clone()).collect();
+    expect_status!(ctx.set_regs(child.id, 0, &same), SUCCESS);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::CR0, values[0] ^ (1 << 16))]), INVALID_PARAMETER);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::EFER, values[2] ^ 1)]), INVALID_PARAMETER);
+    // CR3 must lie in the guest-physical space; a 128-bit value does not fit a GPR.
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::CR3, 1u128 << 60)]), INVALID_PARAMETER);
+    expect_status!(ctx.set_regs(child.id, 0, &[(reg::RAX, 1u128 << 64)]), INVALID_PARAMETER);
+    let (_, after) = ctx.get_regs(child.id, 0, &[reg::CR0, reg::CR4, reg::EFER, reg::CR3, reg::RAX]);
+    expect_eq!(after, [values, alloc::vec![0, 0]].concat());
     Ok(())
 }
 
