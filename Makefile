@@ -63,7 +63,7 @@ sysroot:
 
 # The programs, and build/bootfs.img: init runs etc/init.rc (hello, hello-c).
 userland: setup-rust vdso sysroot
-	$(CARGO) build -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke --target $(TARGET) --release
+	$(CARGO) build -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke -p hyperv-conformance --target $(TARGET) --release
 	@mkdir -p build/bootfs
 	as --64 -o build/guest-hello.o userland/guests/hello/guest.s
 	ld -Ttext=0x10000 -e _start --oformat binary -o build/bootfs/guest.bin build/guest-hello.o
@@ -82,11 +82,13 @@ userland: setup-rust vdso sysroot
 	objcopy --strip-debug $(USER_OUT)/fuzz build/bootfs/fuzz
 	objcopy --strip-debug $(USER_OUT)/guest-manager build/bootfs/guest-manager
 	objcopy --strip-debug $(USER_OUT)/hvtest build/bootfs/hvtest
+	objcopy --strip-debug $(USER_OUT)/hyperv-conformance build/bootfs/hyperv-conformance
 	objcopy --strip-debug $(USER_OUT)/hyperv-server build/bootfs/hyperv-server
 	objcopy --strip-debug $(USER_OUT)/hyperv-smoke build/bootfs/hyperv-smoke
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\nbin/hv-c-example +hyperv\nbin/hello\nbin/hello-c\nbin/c-conformance\nbin/guest-manager +resource +bootfs\nbin/c-guest +resource\n' > build/bootfs/init.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-smoke +hyperv\n' > build/bootfs/hyperv-smoke.rc
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-conformance +hyperv\n' > build/bootfs/hyperv.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
 	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
 	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
@@ -103,7 +105,8 @@ userland: setup-rust vdso sysroot
 		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
 		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc \
 		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/hyperv-smoke=bin/hyperv-smoke \
-		build/bootfs/hyperv-smoke.rc=etc/hyperv-smoke.rc
+		build/bootfs/hyperv-smoke.rc=etc/hyperv-smoke.rc \
+		build/bootfs/hyperv-conformance=bin/hyperv-conformance build/bootfs/hyperv.rc=etc/hyperv.rc
 
 # With PROGRAM=path: build/bootfs.img holds init, the Hyper-V server and that program, which
 # init.rc names after the server's service line. It gets the root resource (+resource), so a
@@ -134,7 +137,7 @@ run: setup build
 test: setup build
 	@mkdir -p build
 	@# Summaries below come from this run's logs only, never an earlier run's.
-	@rm -rf build/runs/conformance-smp* build/runs/hypervisor-smp*
+	@rm -rf build/runs/conformance-smp* build/runs/hypervisor-smp* build/runs/hyperv-smp*
 	@status=0; $(CARGO) test --no-fail-fast 2>&1 | tee build/test.log || status=$$?; \
 	for log in build/runs/conformance-smp*/serial.log; do \
 		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
@@ -144,6 +147,10 @@ test: setup build
 		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
 		grep -ho 'hypervisor: [0-9]* passed, [0-9]* failed\(, [0-9]* skipped\)\?' "$$log" || echo "hypervisor: no summary line"; \
 	done; \
+	for log in build/runs/hyperv-smp*/serial.log; do \
+		[ -f "$$log" ] || continue; echo "$$(basename $$(dirname $$log)) (build/runs/.../serial.log):"; \
+		grep -ho 'hyperv: [0-9]* passed, [0-9]* failed' "$$log" || echo "hyperv: no summary line"; \
+	done; \
 	awk -v status=$$status -f tools/test-summary.awk build/test.log; \
 	exit $$status
 
@@ -151,7 +158,7 @@ check: setup-rust
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(TARGET) --release -- -D warnings
-	$(CARGO) clippy -p mxrt -p hv -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke --target $(TARGET) --release -- -D warnings
+	$(CARGO) clippy -p mxrt -p hv -p init -p hello -p conformance -p bench -p fuzz -p guest-manager -p hvtest -p hyperv-server -p hyperv-smoke -p hyperv-conformance --target $(TARGET) --release -- -D warnings
 
 clean:
 	$(CARGO) clean
