@@ -279,7 +279,19 @@ impl<P: Platform> Manager<P> {
 
     pub(crate) fn get_memory_balance(&mut self, call: Call<'_>) -> Result<(), HvStatus> {
         let input = read(GetMemoryBalanceIn::read(call.input))?;
-        let id = self.pool_target(&call.caller, input.partition_id)?;
+        // Reading a balance is "parent or self" with AccessMemoryPool (TLFS
+        // 2.0A App. B), unlike deposits and withdrawals into oneself, which
+        // only a root may make.
+        let id = match self.pool_target(&call.caller, input.partition_id) {
+            Ok(id) => id,
+            Err(HvStatus::ACCESS_DENIED)
+                if self.target(&call.caller, input.partition_id) == Ok(call.caller.partition)
+                    && self.part(call.caller.partition)?.has(privilege::ACCESS_MEMORY_POOL) =>
+            {
+                call.caller.partition
+            }
+            Err(s) => return Err(s),
+        };
         if !input.proximity_domain_info.is_acceptable() {
             return Err(HvStatus::INVALID_PARAMETER);
         }

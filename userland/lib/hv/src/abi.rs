@@ -721,7 +721,7 @@ layout! {
     }
 
     /// `HV_X64_IO_PORT_INTERCEPT_MESSAGE` payload.
-    pub struct IoPortIntercept, size 136 {
+    pub struct IoPortIntercept, size 128 {
         @0 header: InterceptHeader,
         @40 port_number: u16,
         @42 access_info: u8,
@@ -1108,7 +1108,7 @@ mod tests {
         assert_eq!(SignalEventIn::SIZE, 8);
         // Intercept payloads end where §5.4 says (offsets from the message start).
         assert_eq!(16 + InterceptHeader::SIZE, 56);
-        assert_eq!(16 + IoPortIntercept::SIZE, 152);
+        assert_eq!(16 + IoPortIntercept::SIZE, 144);
         assert_eq!(16 + MsrIntercept::SIZE, 80);
         assert_eq!(16 + CpuidIntercept::SIZE, 120);
         assert_eq!(16 + ExceptionIntercept::SIZE, 256);
