@@ -50,11 +50,6 @@ struct Inner {
     queue: VecDeque<Message>,
     /// Set once this end's last handle closed: nothing more is queued here.
     closed: bool,
-    /// Handles to this very end inside `queue` (its peer may write them
-    /// here). When they are all of its handles, nobody can ever read this
-    /// end again: it is closed as if its last handle had gone, which drops
-    /// them (see [`Channel::collect_if_unreachable`]).
-    self_refs: usize,
     callers: Vec<Arc<Caller>>,
 }
 
@@ -63,6 +58,35 @@ pub struct Channel {
     base: ObjectBase,
     inner: IrqSpinlock<Inner>,
     peer_koid: u64,
+    /// This end, for the ends whose handles its queue takes in.
+    me: Weak<Channel>,
+    /// The end in whose queue this end's handle sits, if it sits in one (a
+    /// channel end has exactly one handle: channel rights lack DUPLICATE).
+    /// Changed and read only under [`TRANSIT`].
+    holder: IrqSpinlock<Weak<Channel>>,
+}
+
+/// Serializes every change of [`Channel::holder`] with the walks that look
+/// for cycles, so a walk sees one consistent picture. Taken only for
+/// messages that carry channel handles; lock order: an end's `inner`, then
+/// this, then `holder` locks one at a time.
+static TRANSIT: IrqSpinlock<()> = IrqSpinlock::new(());
+
+/// Longest chain of ends-in-queues a cycle search follows; a longer chain
+/// is taken as reachable (never closed wrongly; such a cycle would leak).
+const CYCLE_SEARCH_LIMIT: usize = 4096;
+
+/// Ends found unreachable while a message was queued, closed once the
+/// queue's lock is released.
+type Unreachable = [Option<Arc<Channel>>; MAX_MSG_HANDLES];
+
+/// The channel ends among `message`'s handles.
+fn ends_in(message: &Message) -> impl Iterator<Item = Arc<Channel>> + '_ {
+    message
+        .handles
+        .iter()
+        .filter(|h| h.object().obj_type() == ObjType::Channel)
+        .filter_map(|h| super::downcast::<Channel>(h.object().clone()))
 }
 
 /// Why a read failed; sizes are those of the message that did not fit.
@@ -77,10 +101,22 @@ impl Channel {
         let a_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
         let b_base = ObjectBase::new(ObjType::Channel, Signals::CHANNEL_WRITABLE);
         let (a_koid, b_koid) = (a_base.koid(), b_base.koid());
-        let empty =
-            || Inner { peer: Weak::new(), queue: VecDeque::new(), closed: false, self_refs: 0, callers: Vec::new() };
-        let a = Arc::new(Channel { base: a_base, inner: IrqSpinlock::new(empty()), peer_koid: b_koid });
-        let b = Arc::new(Channel { base: b_base, inner: IrqSpinlock::new(empty()), peer_koid: a_koid });
+        let end = |base, peer_koid| {
+            Arc::new_cyclic(|me| Channel {
+                base,
+                inner: IrqSpinlock::new(Inner {
+                    peer: Weak::new(),
+                    queue: VecDeque::new(),
+                    closed: false,
+                    callers: Vec::new(),
+                }),
+                peer_koid,
+                me: me.clone(),
+                holder: IrqSpinlock::new(Weak::new()),
+            })
+        };
+        let a = end(a_base, b_koid);
+        let b = end(b_base, a_koid);
         a.inner.lock().peer = Arc::downgrade(&b);
         b.inner.lock().peer = Arc::downgrade(&a);
         (a, b)
@@ -126,44 +162,70 @@ impl Channel {
             caller.queue.wake_all(0);
             return Ok(());
         }
-        let self_refs = peer.refs_in(&message);
-        inner.self_refs += self_refs;
+        let unreachable = peer.take_in(&message);
         inner.queue.push_back(message);
         let first = inner.queue.len() == 1;
         drop(inner);
         if first {
             peer.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
         }
-        if self_refs > 0 {
-            peer.collect_if_unreachable();
-        }
+        close_all(unreachable);
         Ok(())
     }
 
-    /// How many of `message`'s handles refer to this end.
-    fn refs_in(&self, message: &Message) -> usize {
-        let me = self.base.koid();
-        message.handles.iter().filter(|h| h.object().koid() == me).count()
-    }
-
-    /// Closes this end if every handle to it sits in its own queue: then no
-    /// one can read it, and those handles would keep it (and whatever else
-    /// its queue holds) alive forever. Cycles through several channels are
-    /// not found.
-    fn collect_if_unreachable(&self) {
-        let unreachable = {
-            let inner = self.inner.lock();
-            !inner.closed && inner.self_refs > 0 && self.base.handle_count() as usize == inner.self_refs
-        };
-        if unreachable {
-            self.shut();
+    /// `message`, about to join this end's queue (its lock held), carries
+    /// these channel ends' handles: they now sit here. Returns the ends
+    /// whose handle closed a cycle of queues (the end's handle in this
+    /// queue, this end's in another's, ..., back to the end): no one can
+    /// ever read any of them again, and the handles would keep them, and
+    /// everything their queues hold, alive forever.
+    fn take_in(&self, message: &Message) -> Unreachable {
+        let mut unreachable: Unreachable = [const { None }; MAX_MSG_HANDLES];
+        if !message.handles.iter().any(|h| h.object().obj_type() == ObjType::Channel) {
+            return unreachable;
         }
+        let _transit = TRANSIT.lock();
+        for end in ends_in(message) {
+            *end.holder.lock() = self.me.clone();
+        }
+        let mut found = 0;
+        for end in ends_in(message) {
+            if self.reaches(&end) {
+                unreachable[found] = Some(end);
+                found += 1;
+            }
+        }
+        unreachable
     }
 
-    /// Takes the oldest message off the queue (the lock held).
+    /// Whether following "whose queue holds this end's handle" from this
+    /// end arrives at `end` ([`TRANSIT`] held). A handle in a process's
+    /// table or in the middle of a syscall ends the chain: reachable.
+    fn reaches(&self, end: &Arc<Channel>) -> bool {
+        if core::ptr::eq(self, Arc::as_ptr(end)) {
+            return true;
+        }
+        let mut at = self.holder.lock().upgrade();
+        for _ in 0..CYCLE_SEARCH_LIMIT {
+            let Some(cur) = at else { return false };
+            if Arc::ptr_eq(&cur, end) {
+                return true;
+            }
+            at = cur.holder.lock().upgrade();
+        }
+        false
+    }
+
+    /// Takes the oldest message off the queue (its lock held): the channel
+    /// ends it carries no longer sit here.
     fn pop(&self, inner: &mut Inner) -> Option<Message> {
         let message = inner.queue.pop_front()?;
-        inner.self_refs = inner.self_refs.saturating_sub(self.refs_in(&message));
+        if message.handles.iter().any(|h| h.object().obj_type() == ObjType::Channel) {
+            let _transit = TRANSIT.lock();
+            for end in ends_in(&message) {
+                *end.holder.lock() = Weak::new();
+            }
+        }
         Some(message)
     }
 
@@ -269,14 +331,11 @@ impl Channel {
     fn enqueue_local(&self, message: Message) -> Result<(), Status> {
         let mut inner = self.inner.lock();
         inner.queue.try_reserve(1).map_err(|_| Status::NoMemory)?;
-        let self_refs = self.refs_in(&message);
-        inner.self_refs += self_refs;
+        let unreachable = self.take_in(&message);
         inner.queue.push_back(message);
         drop(inner);
         self.base.signals.update(Signals::NONE, Signals::CHANNEL_READABLE);
-        if self_refs > 0 {
-            self.collect_if_unreachable();
-        }
+        close_all(unreachable);
         Ok(())
     }
 
@@ -301,15 +360,18 @@ impl KernelObject for Channel {
     fn on_zero_handles(&self) {
         self.shut();
     }
-    fn on_handle_closed(&self, remaining: u32) {
-        if remaining > 0 {
-            self.collect_if_unreachable();
-        }
+}
+
+/// Closes ends found unreachable (no lock held): dropping their queues
+/// drops the handles of the rest of their cycle, which closes in turn.
+fn close_all(unreachable: Unreachable) {
+    for end in unreachable.into_iter().flatten() {
+        end.shut();
     }
 }
 
 impl Channel {
-    /// This end is gone (its last handle closed, or it cannot be reached):
+    /// This end is gone (its handle closed, or it cannot be reached):
     /// unread messages die with it (their handles close after the lock is
     /// released); the peer sees PEER_CLOSED and can no longer write. Running
     /// it again does nothing.
@@ -317,7 +379,6 @@ impl Channel {
         let (queue, peer) = {
             let mut inner = self.inner.lock();
             inner.closed = true;
-            inner.self_refs = 0;
             (core::mem::take(&mut inner.queue), core::mem::take(&mut inner.peer))
         };
         drop(queue);

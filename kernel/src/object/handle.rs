@@ -77,8 +77,6 @@ impl Drop for Handle {
         update_last_handle(&*self.object);
         if count == 0 {
             self.object.on_zero_handles();
-        } else {
-            self.object.on_handle_closed(count);
         }
     }
 }

@@ -123,10 +123,6 @@ pub trait KernelObject: AsAny {
     /// Called when the last handle goes away (the object may live on while
     /// the kernel holds references).
     fn on_zero_handles(&self) {}
-
-    /// Called when a handle goes away and `remaining` (> 0) are left, with
-    /// no lock held (a channel end checks whether it became unreachable).
-    fn on_handle_closed(&self, _remaining: u32) {}
 }
 
 /// Downcasts an object reference to its concrete type.

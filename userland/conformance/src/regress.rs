@@ -11,6 +11,8 @@ cases![
     child_handle_values_are_bad_in_parent,
     failed_start_leaves_no_process,
     channel_end_written_into_itself_is_freed,
+    channel_ends_written_into_each_other_are_freed,
+    channel_chain_out_of_a_queue_stays_open,
 ];
 
 /// Fuzzer (seed 1, round 1): `mx_thread_create` on a process that has
@@ -93,5 +95,51 @@ fn channel_end_written_into_itself_is_freed() -> Outcome {
     drop(b);
     let after = ok!(crate::support::objects_and_handles());
     expect_eq!(after, before);
+    Ok(())
+}
+
+/// The same through two channels: end `a` written (via `d`) into `c`'s
+/// queue, then `c` (via `b`) into `a`'s. Neither can be read again; both
+/// are closed at the second write, and everything is freed.
+fn channel_ends_written_into_each_other_are_freed() -> Outcome {
+    let before = ok!(crate::support::objects_and_handles());
+    let (a, b) = ok!(mx::Channel::create());
+    let (c, d) = ok!(mx::Channel::create());
+    ok!(d.write(b"a", &mut alloc::vec![a.into_handle()]));
+    let observed = ok!(b.handle().wait_one(mx::Signals::WRITABLE, 0));
+    expect!(!observed.contains(mx::Signals::PEER_CLOSED), "closed while still reachable through c");
+    ok!(b.write(b"c", &mut alloc::vec![c.into_handle()]));
+    for (name, end) in [("b", &b), ("d", &d)] {
+        let observed = ok!(end.handle().wait_one(mx::Signals::PEER_CLOSED, 0));
+        expect!(observed.contains(mx::Signals::PEER_CLOSED), "{name} did not see PEER_CLOSED: {observed:?}");
+    }
+    drop((b, d));
+    let after = ok!(crate::support::objects_and_handles());
+    expect_eq!(after, before);
+    Ok(())
+}
+
+/// A chain that is not a cycle stays open: `a` in `c`'s queue, `c` in
+/// `e`'s queue, `e` held here. Reading `c` out of `e`, then `a` out of `c`,
+/// gives back working ends.
+fn channel_chain_out_of_a_queue_stays_open() -> Outcome {
+    let (a, b) = ok!(mx::Channel::create());
+    let (c, d) = ok!(mx::Channel::create());
+    let (e, f) = ok!(mx::Channel::create());
+    ok!(d.write(b"a", &mut alloc::vec![a.into_handle()]));
+    ok!(f.write(b"c", &mut alloc::vec![c.into_handle()]));
+    for (name, end) in [("b", &b), ("d", &d), ("f", &f)] {
+        let observed = ok!(end.handle().wait_one(mx::Signals::WRITABLE, 0));
+        expect!(!observed.contains(mx::Signals::PEER_CLOSED), "{name} saw PEER_CLOSED on a reachable chain");
+    }
+    let (_, mut handles) = ok!(e.read());
+    expect_eq!(handles.len(), 1);
+    let c = mx::Channel::from_handle(handles.remove(0));
+    let (_, mut handles) = ok!(c.read());
+    expect_eq!(handles.len(), 1);
+    let a = mx::Channel::from_handle(handles.remove(0));
+    ok!(b.write(b"ping", &mut alloc::vec![]));
+    let (bytes, _) = ok!(a.read());
+    expect_eq!(bytes.as_slice(), b"ping".as_slice());
     Ok(())
 }
