@@ -446,13 +446,16 @@ fn fixup(decl: &SyscallDecl, call: &mut Call, rng: &mut Rng, pool: &Pool, scratc
         "channel_call" if a[6] != 0 => a[6] = scratch_ptr(rng, scratch, 8) & !3,
         // A thread the fuzzer starts in its own process runs the exit stub
         // on the stub stack: any other entry would fault and kill the worker.
+        // Asked of the kernel, not the pool: the value may be a live handle
+        // the pool never adopted (seed 12, round 38 started one at 0x1000).
         "thread_start" => {
-            if let Some(e) = pool.find(a[0] as u32) {
-                if matches!(e.tag, Tag::SelfThread | Tag::FuzzThread(_)) {
-                    a[1] = scratch.stub_entry as u64;
-                    a[2] = scratch.stub_stack_top as u64;
-                    a[3] = scratch.thread_exit as u64;
-                }
+            let own = crate::pool::basic(a[0] as u32).is_some_and(|(obj_type, _, process, _)| {
+                obj_type == mx_abi::ObjType::Thread as u32 && process == crate::pool::SELF_KOID.load(Ordering::Relaxed)
+            });
+            if own {
+                a[1] = scratch.stub_entry as u64;
+                a[2] = scratch.stub_stack_top as u64;
+                a[3] = scratch.thread_exit as u64;
             }
         }
         // Killing another fuzz thread could stop it inside the runtime's
