@@ -182,8 +182,11 @@ impl Process {
             inner.state = ProcessState::Dead;
         }
         self.handles.clear();
-        if let Err(status) = self.aspace.destroy() {
-            ::log::warn!("process {}: address space teardown failed: {status:?}", self.koid());
+        match self.aspace.destroy() {
+            // BAD_STATE: the process destroyed its root VMAR itself
+            // (`mx_vmar_destroy` on its own root): nothing is left to tear down.
+            Ok(()) | Err(Status::BadState) => {}
+            Err(status) => ::log::warn!("process {}: address space teardown failed: {status:?}", self.koid()),
         }
         self.base.signals.update(Signals::NONE, Signals::PROCESS_TERMINATED);
     }
