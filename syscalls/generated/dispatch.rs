@@ -419,6 +419,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_BAD_HANDLE`
     /// - `MX_ERR_ACCESS_DENIED`: the process handle lacks WRITE
     /// - `MX_ERR_WRONG_TYPE`
+    /// - `MX_ERR_BAD_STATE`: the process has exited or is being killed
     /// - `MX_ERR_NO_MEMORY`
     /// - `MX_ERR_INVALID_ARGS`: `out` cannot be written
     fn thread_create(

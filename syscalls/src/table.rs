@@ -360,6 +360,7 @@ syscalls! {
         BadHandle,
         AccessDenied("the process handle lacks WRITE"),
         WrongType,
+        BadState("the process has exited or is being killed"),
         NoMemory,
         InvalidArgs("`out` cannot be written"),
     }
