@@ -881,11 +881,17 @@ impl SyscallHandler for Ctx {
         let available = vmo.vmo.size().checked_sub(offset).ok_or(Status::OutOfRange)?;
         offset.checked_add(len as u64).ok_or(Status::OutOfRange)?;
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
-        let mut buffer = Vec::new();
-        buffer.try_reserve_exact(len).map_err(|_| Status::NoMemory)?;
-        buffer.resize(len, 0);
-        let moved = vmo.vmo.read(offset, &mut buffer)?;
-        usercopy::copy_to_user(data.addr(), &buffer[..moved])?;
+        let mut buffer = bounce_buffer(len)?;
+        let mut moved = 0;
+        while moved < len {
+            let n = (len - moved).min(buffer.len());
+            let got = vmo.vmo.read(offset + moved as u64, &mut buffer[..n])?;
+            usercopy::copy_to_user(data.addr() + moved, &buffer[..got])?;
+            moved += got;
+            if got < n {
+                break;
+            }
+        }
         usercopy::write(actual, &moved)
     }
 
@@ -903,8 +909,17 @@ impl SyscallHandler for Ctx {
         let available = vmo.vmo.size().checked_sub(offset).ok_or(Status::OutOfRange)?;
         offset.checked_add(len as u64).ok_or(Status::OutOfRange)?;
         let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
-        let bytes = usercopy::read_bytes(data, len, len)?;
-        let moved = vmo.vmo.write(offset, &bytes)?;
+        let mut buffer = bounce_buffer(len)?;
+        let mut moved = 0;
+        while moved < len {
+            let n = (len - moved).min(buffer.len());
+            usercopy::copy_from_user(&mut buffer[..n], data.addr() + moved)?;
+            let put = vmo.vmo.write(offset + moved as u64, &buffer[..n])?;
+            moved += put;
+            if put < n {
+                break;
+            }
+        }
         usercopy::write(actual, &moved)
     }
 
@@ -1210,4 +1225,16 @@ impl SyscallHandler for Ctx {
 #[allow(dead_code)]
 fn unused(_: i32) -> i32 {
     status_of(Ok(()))
+}
+
+/// The kernel buffer `vmo_read`/`vmo_write` copy through: at most 64 KiB,
+/// whatever the request's size (a request of a GiB must not need a GiB of
+/// kernel heap). `NO_MEMORY` if even that cannot be had.
+fn bounce_buffer(len: usize) -> Result<Vec<u8>, Status> {
+    const MAX: usize = 64 * 1024;
+    let size = len.min(MAX);
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(size).map_err(|_| Status::NoMemory)?;
+    buffer.resize(size, 0);
+    Ok(buffer)
 }
