@@ -476,7 +476,7 @@ impl SyscallHandler for Ctx {
                 if process.state() != crate::object::process::ProcessState::Running {
                     return Err(Status::BadState);
                 }
-                let (mapped, private, shared, scaled) = process.aspace.memory_stats();
+                let (mapped, private, shared, scaled) = process.aspace.memory_stats()?;
                 let record = mx_abi::object::InfoTaskStats {
                     mem_mapped_bytes: mapped,
                     mem_private_bytes: private,

@@ -250,9 +250,10 @@ impl AddressSpace {
     /// `MX_INFO_TASK_STATS`: (mapped bytes, committed bytes of VMOs mapped
     /// only here, committed bytes of VMOs also mapped elsewhere, this space's
     /// share of those).
-    pub fn memory_stats(&self) -> (u64, u64, u64, u64) {
+    pub fn memory_stats(&self) -> Result<(u64, u64, u64, u64), Status> {
         let (mut mapped, mut private, mut shared, mut scaled) = (0, 0, 0, 0);
-        let mut seen: alloc::vec::Vec<*const Vmo> = alloc::vec::Vec::new();
+        // One entry per mapping, gathered under the lock (interrupts off)
+        // with no search; duplicates go after it, by sorting.
         let mut vmos: alloc::vec::Vec<Arc<Vmo>> = alloc::vec::Vec::new();
         {
             let state = self.state.lock();
@@ -260,18 +261,14 @@ impl AddressSpace {
                 for child in node.v.iter() {
                     if let Region::Mapping(mapping) = &child.region {
                         mapped += child.size;
-                        let vmo = &mapping.object.vmo;
-                        if !seen.contains(&Arc::as_ptr(vmo))
-                            && seen.try_reserve(1).is_ok()
-                            && vmos.try_reserve(1).is_ok()
-                        {
-                            seen.push(Arc::as_ptr(vmo));
-                            vmos.push(vmo.clone());
-                        }
+                        vmos.try_reserve(1).map_err(|_| Status::NoMemory)?;
+                        vmos.push(mapping.object.vmo.clone());
                     }
                 }
             }
         }
+        vmos.sort_unstable_by_key(|vmo| Arc::as_ptr(vmo) as usize);
+        vmos.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for vmo in vmos {
             let committed = vmo.committed_bytes();
             match vmo.mapping_spaces() {
@@ -282,7 +279,7 @@ impl AddressSpace {
                 }
             }
         }
-        (mapped, private, shared, scaled)
+        Ok((mapped, private, shared, scaled))
     }
 
     /// Loads this address space on the calling CPU (the scheduler calls it
