@@ -254,12 +254,14 @@ impl Vmo {
             if new < old && self.is_pinned() {
                 return Err(Status::BadState);
             }
-            inner.size = size;
             if new >= old {
+                inner.size = size;
                 return Ok(());
             }
-            let freed = take_pages_locked(&mut inner, new, old);
-            (freed, live_spaces(&inner), (new, old))
+            let spaces = live_spaces(&inner)?;
+            let freed = take_pages_locked(&mut inner, new, old)?;
+            inner.size = size;
+            (freed, spaces, (new, old))
         };
         self.unmap_everywhere(&spaces, range.0, range.1);
         free_pages(freed);
@@ -330,7 +332,8 @@ impl Vmo {
                 return Ok(());
             }
             let (first, end) = (offset / PAGE_SIZE, pages_for(offset + len));
-            (take_pages_locked(&mut inner, first, end), live_spaces(&inner), first, end)
+            let spaces = live_spaces(&inner)?;
+            (take_pages_locked(&mut inner, first, end)?, spaces, first, end)
         };
         self.unmap_everywhere(&spaces, first, end);
         free_pages(freed);
@@ -476,9 +479,14 @@ fn commit_range_locked(inner: &mut Inner, first: u64, end: u64) -> Result<(), St
 }
 
 /// Removes pages `[first, end)` from the list and returns the owned frames
-/// (to be freed once no mapping reaches them any more).
-fn take_pages_locked(inner: &mut Inner, first: u64, end: u64) -> Vec<u64> {
+/// (to be freed once no mapping reaches them any more). `NO_MEMORY`, with
+/// nothing removed, if the list of frames cannot be had.
+fn take_pages_locked(inner: &mut Inner, first: u64, end: u64) -> Result<Vec<u64>, Status> {
     let mut freed = Vec::new();
+    // Never more frames than the VMO owns: with room for all of them
+    // reserved up front, the removal below cannot fail half way.
+    let owned_pages = usize::try_from(inner.committed).map_err(|_| Status::NoMemory)?;
+    freed.try_reserve_exact(owned_pages).map_err(|_| Status::NoMemory)?;
     let mut owned = 0;
     inner.pages.remove_range(first, end, &mut |_, page| {
         if !page.borrowed {
@@ -488,11 +496,14 @@ fn take_pages_locked(inner: &mut Inner, first: u64, end: u64) -> Vec<u64> {
     });
     inner.committed -= owned;
     COMMITTED_PAGES.fetch_sub(owned, Ordering::Relaxed);
-    freed
+    Ok(freed)
 }
 
-fn live_spaces(inner: &Inner) -> Vec<Arc<AddressSpace>> {
-    inner.mappings.iter().filter_map(|(s, _)| s.upgrade()).collect()
+fn live_spaces(inner: &Inner) -> Result<Vec<Arc<AddressSpace>>, Status> {
+    let mut spaces = Vec::new();
+    spaces.try_reserve_exact(inner.mappings.len()).map_err(|_| Status::NoMemory)?;
+    spaces.extend(inner.mappings.iter().filter_map(|(s, _)| s.upgrade()));
+    Ok(spaces)
 }
 
 fn free_pages(frames: Vec<u64>) {
@@ -502,9 +513,18 @@ fn free_pages(frames: Vec<u64>) {
 impl Drop for Vmo {
     fn drop(&mut self) {
         // No mapping remains (each holds a reference), so no TLB can reach
-        // the pages.
-        let freed = take_pages_locked(&mut self.inner.lock(), 0, u64::MAX);
-        free_pages(freed);
+        // the pages: they are freed as they leave the list, with no list of
+        // them to allocate.
+        let mut inner = self.inner.lock();
+        let mut owned = 0;
+        inner.pages.remove_range(0, u64::MAX, &mut |_, page| {
+            if !page.borrowed {
+                owned += 1;
+                frame::free_frame(page.phys);
+            }
+        });
+        inner.committed -= owned;
+        COMMITTED_PAGES.fetch_sub(owned, Ordering::Relaxed);
         LIVE_VMOS.fetch_sub(1, Ordering::Relaxed);
     }
 }
