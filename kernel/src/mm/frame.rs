@@ -119,6 +119,13 @@ pub fn alloc_frame() -> Option<u64> {
     if super::heap::fault::should_fail() {
         return None;
     }
+    alloc_frame_uninjected()
+}
+
+/// [`alloc_frame`] that fault injection never fails: for the kernel heap's
+/// slab pages, whose allocation `heap::fault::should_fail_heap` has already
+/// decided on (small allocations fail only with `fault_inject_heap=all`).
+pub(super) fn alloc_frame_uninjected() -> Option<u64> {
     FRAMES.lock().as_mut()?.alloc_frame(&mut DirectMapLinks).map(|pfn| pfn.0 * PAGE_SIZE)
 }
 

@@ -49,7 +49,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         let mut heap = HEAP.lock();
         if heap.free[class] == 0 {
             // Carve a fresh page into objects of this class.
-            let Some(page) = frame::alloc_frame() else { return core::ptr::null_mut() };
+            let Some(page) = frame::alloc_frame_uninjected() else { return core::ptr::null_mut() };
             let base = phys_to_virt(page) as usize;
             let size = CLASSES[class];
             let mut next = 0;
