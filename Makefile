@@ -90,8 +90,8 @@ userland: setup-rust vdso sysroot
 	printf 'bin/hvtest +resource\n' > build/bootfs/hvtest.rc
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/hyperv-conformance +hyperv\n' > build/bootfs/hyperv.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\n' > build/bootfs/conformance.rc
-	printf 'bin/bench +resource +job +vdso +bootfs\n' > build/bootfs/bench.rc
-	printf 'bin/bench quick +resource +job +vdso +bootfs\n' > build/bootfs/bench-quick.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/bench +resource +job +vdso +bootfs +hyperv\n' > build/bootfs/bench.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/bench quick +resource +job +vdso +bootfs +hyperv\n' > build/bootfs/bench-quick.rc
 	printf 'bin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz.rc
 	printf 'bin/fuzz mode=guest +resource\n' > build/bootfs/guest-fuzz.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\nbin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz-fault.rc

@@ -1,7 +1,8 @@
 //! `mtool bench`: our benchmarks next to their Linux/KVM analogues.
 //!
-//! The runner boots our kernel with `init.rc=etc/bench.rc` (userland/bench) at `-smp 1`, and
-//! at `-smp 4` for the rows that scale with CPUs, and linux-ref's `run.sh tcg` (Debian's Linux
+//! The runner boots our kernel with `init.rc=etc/bench.rc` (bin/hyperv-server as a service, then
+//! userland/bench, also its root client) at `-smp 1`, and at `-smp 4` for the rows that scale
+//! with CPUs, and linux-ref's `run.sh tcg` (Debian's Linux
 //! in the same QEMU configuration, `/work/shared/bench/linux-ref`) in the same window,
 //! interleaved: ours, Linux, ours, Linux. Both print `BENCH <name> key=value ...` lines; this
 //! module parses them ([`parse_line`]), takes the median over boots ([`Samples::median`]),
@@ -151,6 +152,11 @@ pub const ANALOGUES: &[(&str, &str)] = &[
     ("trap_io_async", "kvm_ioeventfd"),
     ("guest_cpuid_exit", "kvm_cpuid_exit"),
     // guest_hlt_wakeup (HLT wake-up latency) has no Linux/KVM analogue.
+    // The Hyper-V server rows: an I/O intercept handled by the root is the job KVM's userspace
+    // VMM does for an I/O exit (KVM_RUN returns, the VMM re-enters). A root's null hypercall
+    // (a request to the server and its reply) has none: KVM's VMM makes ioctls, and linux-ref
+    // measures no null ioctl.
+    ("hyperv_intercept_rt", "kvm_io_exit"),
 ];
 
 /// What a row's op is, for the table.
@@ -179,6 +185,8 @@ pub fn describe(name: &str) -> &'static str {
         "trap_io_async" => "async IO trap (hypervisor)",
         "guest_cpuid_exit" => "hypervisor-handled exit (CPUID)",
         "guest_hlt_wakeup" => "HLTed guest woken by vcpu_interrupt (hypervisor)",
+        "hyperv_null_hypercall" => "HvGetPartitionId from a root client (Hyper-V server)",
+        "hyperv_intercept_rt" => "guest OUT -> intercept message -> root resumes VP (Hyper-V server)",
         _ => "",
     }
 }
@@ -478,6 +486,8 @@ mod tests {
             ("trap_io_async", Some("kvm_ioeventfd")),
             ("guest_cpuid_exit", Some("kvm_cpuid_exit")),
             ("guest_hlt_wakeup", None),
+            ("hyperv_null_hypercall", None),
+            ("hyperv_intercept_rt", Some("kvm_io_exit")),
         ] {
             hv.ours.add(&parse_log(&format!("BENCH {row} iters=4 ns_per_op=10 tsc_per_op=20"), ""));
             let rows = hv.rows();

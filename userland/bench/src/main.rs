@@ -18,10 +18,12 @@
 //! kernel command line. `make bench` (`mtool bench`) runs it and
 //! compares it with Linux/KVM; the benchmarks are listed in `main` below.
 //!
-//! init runs it from etc/bench.rc with `+resource +job +vdso +bootfs`: the
+//! init runs it from etc/bench.rc with `+resource +job +vdso +bootfs
+//! +hyperv`, after starting `bin/hyperv-server` as a service: the
 //! cross-process benchmarks launch this same binary with `role=NAME`
 //! (task.rs); the hypervisor rows (hv.rs) make a HYPERVISOR resource from
-//! the root resource and print `error=no_svm` without SVM.
+//! the root resource and print `error=no_svm` without SVM; the Hyper-V
+//! server rows (hyperv.rs) are a root client of the server.
 
 #![no_std]
 #![no_main]
@@ -30,6 +32,7 @@ extern crate alloc;
 
 mod harness;
 mod hv;
+mod hyperv;
 mod task;
 
 use alloc::string::String;
@@ -99,7 +102,10 @@ fn main() -> i32 {
     if let Ok(g) = &grants {
         port_scaling(&mut cfg, g);
     }
-    hv::run(&mut cfg, hv::take_resource(), grants.as_ref());
+    let hyp = hv::take_resource();
+    let probe = hyp.as_ref().ok().and_then(|h| h.duplicate(mx::SAME_RIGHTS).ok());
+    hv::run(&mut cfg, hyp, grants.as_ref());
+    hyperv::run(&mut cfg, probe);
     mxrt::println!("BENCH_END failures={}", cfg.failures);
     cfg.failures.min(100) as i32
 }
