@@ -312,7 +312,7 @@ impl GuestFuzz {
 /// back to baseline every 100 runs.
 #[test]
 fn guest_fuzz_short() {
-    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 400, extra: Vec::new() }.run_and_check();
+    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 800, extra: Vec::new() }.run_and_check();
 }
 
 /// `make fuzz` / `make fuzz-guest`: `FUZZ_GUEST_RUNS` runs from `FUZZ_SEED` (`FUZZ_FIRST`,

@@ -37,6 +37,7 @@ mod check;
 mod config;
 mod gen;
 mod guest;
+mod guestmodel;
 mod parent;
 mod pool;
 mod rng;
