@@ -222,6 +222,11 @@ pub fn run(cfg: &Config) -> i32 {
         }
     }
     let ms = (mx::time_monotonic() - start) / 1_000_000;
+    // Not checked (the count check above is): kernel frames not counted as
+    // committed pages (page tables, stacks, SVM pages) that did not come back.
+    if let Ok(now) = counts(&root, me.handle()) {
+        mxrt::println!("guest-fuzz: free frames {} -> {}", baseline.free_frames, now.free_frames);
+    }
     let errors: Vec<String> = (1..64)
         .filter(|&n| tally.errors.0[n] > 0)
         .map(|n| format!("{:?}={}", Status::try_from(-(n as i32)).unwrap_or(Status::Internal), tally.errors.0[n]))
