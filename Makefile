@@ -26,7 +26,7 @@ USER_LIBS := -L$(SYSROOT) -lc -lmagenta -lgcc
 # A Hyper-V root program (sysroot/include/hv/hvgdk.h) also links libhv.
 HV_LIBS   := -L$(SYSROOT) -lhv $(USER_LIBS)
 
-.PHONY: help build kernel run iso test check clean setup setup-rust bench fuzz vdso sysroot userland bootfs
+.PHONY: help build kernel run iso test check clean setup setup-rust bench fuzz fuzz-guest fuzz-hyperv vdso sysroot userland bootfs
 
 help:
 	@echo "make [build]  build the kernel and build/kernel.elf (symbol table filled)"
@@ -37,7 +37,7 @@ help:
 	@echo "make check    clippy (warnings are errors) and rustfmt --check"
 	@echo "make setup    install missing prerequisites (Rust target, QEMU, OVMF, xorriso, mtools)"
 	@echo "make bench    benchmarks vs Linux/KVM in the same QEMU: table + build/bench/results.json"
-	@echo "make fuzz     the syscall fuzzer, long rounds (SEED= ITERS= SMP= FIRST= ROUNDS= TRACE=)"
+	@echo "make fuzz     the fuzzers, long rounds (SEED= ITERS= SMP= FIRST= ROUNDS= TRACE= GUEST_RUNS= HV_ITERS=)"
 	@echo "make clean    remove target/ and build/"
 	@echo "make userland build/vdso.so (+ vdso-layout.rs), the C sysroot, init, hello, hello-c and"
 	@echo "              build/bootfs.img; \`make run PROGRAM=prog.elf\` boots init + that program"
@@ -94,6 +94,7 @@ userland: setup-rust vdso sysroot
 	printf 'bin/hyperv-server +resource +service=hyperv\nbin/bench quick +resource +job +vdso +bootfs +hyperv\n' > build/bootfs/bench-quick.rc
 	printf 'bin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz.rc
 	printf 'bin/fuzz mode=guest +resource\n' > build/bootfs/guest-fuzz.rc
+	printf 'bin/hyperv-server +resource +service=hyperv\nbin/fuzz mode=hyperv +hyperv\n' > build/bootfs/hyperv-fuzz.rc
 	printf 'bin/conformance +resource +job +vdso +bootfs\nbin/fuzz +resource +job +vdso +bootfs\n' > build/bootfs/fuzz-fault.rc
 	$(MTOOL) bootfs --out build/bootfs.img build/bootfs/init=bin/init build/bootfs/hello=bin/hello \
 		build/bootfs/hello-c=bin/hello-c build/bootfs/c-conformance=bin/c-conformance build/bootfs/c-guest=bin/c-guest \
@@ -102,6 +103,7 @@ userland: setup-rust vdso sysroot
 		build/bootfs/init.rc=etc/init.rc build/bootfs/conformance.rc=etc/conformance.rc \
 		build/bootfs/bench.rc=etc/bench.rc build/bootfs/bench-quick.rc=etc/bench-quick.rc \
 		build/bootfs/fuzz=bin/fuzz build/bootfs/fuzz.rc=etc/fuzz.rc build/bootfs/guest-fuzz.rc=etc/guest-fuzz.rc build/bootfs/fuzz-fault.rc=etc/fuzz-fault.rc \
+		build/bootfs/hyperv-fuzz.rc=etc/hyperv-fuzz.rc \
 		build/bootfs/guest-manager=bin/guest-manager build/bootfs/guest.bin=data/guest.bin \
 		build/bootfs/hvtest=bin/hvtest build/bootfs/hvtest.rc=etc/hvtest.rc \
 		build/bootfs/hyperv-server=bin/hyperv-server build/bootfs/hyperv-smoke=bin/hyperv-smoke \
@@ -176,7 +178,14 @@ bench: setup build
 fuzz: setup build
 	FUZZ_SEED=$(or $(SEED),1) FUZZ_ITERS=$(or $(ITERS),100000) FUZZ_SMP=$(SMP) \
 	FUZZ_FIRST=$(FIRST) FUZZ_ROUNDS=$(ROUNDS) FUZZ_TRACE=$(TRACE) FUZZ_GUEST_RUNS=$(or $(GUEST_RUNS),100000) \
+	FUZZ_HV_ITERS=$(or $(HV_ITERS),800000) \
 	$(CARGO) test -p boot-tests --test fuzz -- --ignored --nocapture --test-threads 1
+
+# The Hyper-V fuzzer alone (userland/fuzz/src/hyperv.rs): HV_ITERS steps of a root client of
+# the personality server from SEED (TRACE=1 prints each batch).
+fuzz-hyperv: setup build
+	FUZZ_SEED=$(or $(SEED),1) FUZZ_HV_ITERS=$(or $(HV_ITERS),800000) FUZZ_SMP=$(SMP) FUZZ_TRACE=$(TRACE) \
+	$(CARGO) test -p boot-tests --test fuzz hyperv_fuzz_long -- --ignored --nocapture --test-threads 1
 
 # The guest fuzzer alone (userland/fuzz/src/guest.rs): RUNS guest runs from SEED (FIRST: the
 # first run, to replay one: `make fuzz-guest SEED=3 FIRST=1234 RUNS=1 TRACE=1`).

@@ -312,7 +312,7 @@ impl GuestFuzz {
 /// back to baseline every 100 runs.
 #[test]
 fn guest_fuzz_short() {
-    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 400, extra: Vec::new() }.run_and_check();
+    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 800, extra: Vec::new() }.run_and_check();
 }
 
 /// `make fuzz` / `make fuzz-guest`: `FUZZ_GUEST_RUNS` runs from `FUZZ_SEED` (`FUZZ_FIRST`,
@@ -332,6 +332,101 @@ fn guest_fuzz_long() {
             if !value.is_empty() {
                 fuzz.extra.push(format!("fuzz.{key}={value}"));
             }
+        }
+    }
+    fuzz.run_and_check();
+}
+
+/// One Hyper-V fuzzer boot (`fuzz.mode=hyperv`, etc/hyperv-fuzz.rc: the personality server as
+/// a service and `bin/fuzz` as its root client): `iters` steps from `seed`.
+struct HypervFuzz {
+    name: String,
+    smp: u32,
+    seed: u64,
+    iters: u64,
+    extra: Vec<String>,
+}
+
+impl HypervFuzz {
+    fn run_and_check(&self) -> Outcome {
+        let mut cmdline = format!(
+            "init.rc=etc/hyperv-fuzz.rc panic=exit fuzz.mode=hyperv fuzz.seed={} fuzz.iters={}",
+            self.seed, self.iters
+        );
+        for word in &self.extra {
+            cmdline.push(' ');
+            cmdline.push_str(word);
+        }
+        // Some thousands of steps a second under TCG; leave room.
+        let timeout = Duration::from_secs(120 + self.iters / 200);
+        println!("hyperv-fuzz: booting {} (-smp {}): {cmdline}", self.name, self.smp);
+        let outcome = Run::new(kernel())
+            .name(&self.name)
+            .boot_path(BootPath::Pvh)
+            .smp(self.smp)
+            .module(Some(bootfs()))
+            .cmdline(cmdline)
+            .timeout(timeout)
+            .run()
+            .unwrap_or_else(|e| panic!("{}: could not run QEMU: {e:#}", self.name));
+        let verdict = || -> Result<(), String> {
+            if outcome.log.contains(PANIC_MARKER) || outcome.kind == OutcomeKind::KernelPanic {
+                return Err(String::from("the kernel panicked"));
+            }
+            if outcome.kind != OutcomeKind::PowerOff {
+                return Err(format!("expected init's power-off, got {}", outcome.kind));
+            }
+            if let Some(fail) = outcome.lines_with("hyperv-fuzz: FAIL").next() {
+                return Err(format!("the Hyper-V fuzzer failed: {}", fail.trim()));
+            }
+            if let Some(leak) = outcome.lines_with("init: LEAK").next() {
+                return Err(format!("init found a leak: {}", leak.trim()));
+            }
+            // The client disconnected before it exited: the server must have freed everything.
+            for line in [
+                "hyperv-fuzz: PASS",
+                "bin/fuzz: kernel counts back to baseline",
+                "init: services: kernel counts back to baseline",
+            ] {
+                if !outcome.log.contains(line) {
+                    return Err(format!("no `{line}` in the log"));
+                }
+            }
+            Ok(())
+        };
+        if let Err(why) = verdict() {
+            panic!("{}: {why}\n{}{}", self.name, outcome.report(), outcome.details());
+        }
+        for line in outcome.lines_with("hyperv-fuzz: ").filter(|l| l.contains("PASS") || l.contains("calls=")) {
+            println!("{}: {}", self.name, line.trim());
+        }
+        outcome
+    }
+}
+
+/// A short Hyper-V round: random root hypercalls, children whose guests issue random
+/// hypercalls and MSR/CPUID accesses, a ping after every batch, the server's objects freed
+/// after the client disconnects.
+#[test]
+fn hyperv_fuzz_short() {
+    HypervFuzz { name: "hyperv-fuzz-short".into(), smp: 2, seed: 1, iters: 20_000, extra: Vec::new() }.run_and_check();
+}
+
+/// `make fuzz` / `make fuzz-hyperv`: `FUZZ_HV_ITERS` steps from `FUZZ_SEED` (`FUZZ_TRACE=1`
+/// prints each batch).
+#[test]
+#[ignore = "long; run by `make fuzz`"]
+fn hyperv_fuzz_long() {
+    let mut fuzz = HypervFuzz {
+        name: "hyperv-fuzz-long".into(),
+        smp: env_u64("FUZZ_SMP", 2) as u32,
+        seed: env_u64("FUZZ_SEED", 1),
+        iters: env_u64("FUZZ_HV_ITERS", 800_000),
+        extra: Vec::new(),
+    };
+    if let Ok(value) = std::env::var("FUZZ_TRACE") {
+        if !value.is_empty() {
+            fuzz.extra.push(format!("fuzz.trace={value}"));
         }
     }
     fuzz.run_and_check();

@@ -9,6 +9,8 @@ pub struct Config {
     pub worker: bool,
     /// The guest fuzzer (`mode=guest`) instead of the syscall fuzzer.
     pub guest: bool,
+    /// The Hyper-V fuzzer (`mode=hyperv`): `iters` steps of a root client.
+    pub hyperv: bool,
     /// Guest fuzzer: runs (`runs=N`, default 1000) and resumes per run
     /// (`steps=N`, default 64); `first=R` is the first run.
     pub guest_runs: u64,
@@ -47,6 +49,7 @@ impl Config {
         let mut cfg = Config {
             worker: false,
             guest: false,
+            hyperv: false,
             guest_runs: 1000,
             steps: 64,
             seed: 1,
@@ -69,7 +72,10 @@ impl Config {
             let n = number(value);
             match (key, n) {
                 ("role", _) => cfg.worker = value == "worker",
-                ("mode", _) => cfg.guest = value == "guest",
+                ("mode", _) => {
+                    cfg.guest = value == "guest";
+                    cfg.hyperv = value == "hyperv";
+                }
                 ("runs", Some(n)) => cfg.guest_runs = n,
                 ("steps", Some(n)) => cfg.steps = n.clamp(1, 100_000),
                 ("seed", Some(n)) => cfg.seed = n,

@@ -19,7 +19,10 @@
 //! on the command line, NO_MEMORY is accepted from every call.
 //!
 //! With `fuzz.mode=guest` it is the guest fuzzer instead ([`guest`]: random
-//! guest code against random traps, `guest-fuzz: PASS ...`).
+//! guest code against random traps, `guest-fuzz: PASS ...`); with
+//! `fuzz.mode=hyperv` the Hyper-V fuzzer ([`hyperv`]: a root client of the
+//! personality server issuing random hypercalls, its children's guests
+//! too, `hyperv-fuzz: PASS ...`).
 //!
 //! The last line is `fuzz: PASS ...` or `fuzz: FAIL ...`; the exit code is
 //! 0 or 1. A failure prints the seed, round, worker and thread and the exact
@@ -37,6 +40,8 @@ mod check;
 mod config;
 mod gen;
 mod guest;
+mod guestmodel;
+mod hyperv;
 mod parent;
 mod pool;
 mod rng;
@@ -49,6 +54,8 @@ fn main() -> i32 {
     let cfg = config::Config::load();
     if cfg.guest {
         guest::run(&cfg)
+    } else if cfg.hyperv {
+        hyperv::run(&cfg)
     } else if cfg.worker {
         worker::run(&cfg)
     } else {

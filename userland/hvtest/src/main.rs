@@ -28,6 +28,7 @@ mod machine;
 mod behaviour;
 mod errors;
 mod guests;
+mod isolation;
 mod mappings;
 mod system;
 mod threads;
@@ -38,8 +39,15 @@ mxrt::entry!(main);
 fn main() -> i32 {
     machine::take_grants();
     let filter = mxrt::args().iter().find_map(|a| a.strip_prefix("filter=").map(alloc::string::String::from));
-    let groups: &[&[harness::Case]] =
-        &[errors::CASES, behaviour::CASES, threads::CASES, system::CASES, traps::CASES, mappings::CASES];
+    let groups: &[&[harness::Case]] = &[
+        errors::CASES,
+        behaviour::CASES,
+        threads::CASES,
+        system::CASES,
+        traps::CASES,
+        mappings::CASES,
+        isolation::CASES,
+    ];
     let failed = harness::run(groups, filter.as_deref().unwrap_or(""));
     failed.min(100) as i32
 }
