@@ -424,6 +424,65 @@ pub fn unmap_user_range(pml4: u64, start: u64, end: u64, unmapped: &mut dyn FnMu
     });
 }
 
+/// [`unmap_user_range`] that also takes out the tables left empty under
+/// `[start, end)` (never the root): each is unlinked from its parent and
+/// handed to `freed_table` with its first entry set to `next` (a
+/// page-aligned address, so the entry reads as not present to a CPU still
+/// walking the table through a stale cache). The caller links the tables
+/// into a list that way, flushes every TLB and paging-structure cache that
+/// may hold them (a full flush), and only then frees them. Without this a
+/// long-lived process that maps and unmaps at random addresses keeps every
+/// table it ever needed.
+pub fn unmap_user_range_reclaiming(
+    pml4: u64,
+    start: u64,
+    end: u64,
+    unmapped: &mut dyn FnMut(u64, u64),
+    freed_table: &mut dyn FnMut(u64),
+) {
+    let end = end.min(USER_HALF_END);
+    if start >= end {
+        return;
+    }
+    reclaim_level(pml4, 4, 0, start, end, unmapped, freed_table);
+}
+
+/// Clears the leaves of `[start, end)` under `table_phys` (a table of
+/// `level`) and unlinks child tables that become empty; true if this
+/// table is now empty.
+fn reclaim_level(
+    table_phys: u64,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+    unmapped: &mut dyn FnMut(u64, u64),
+    freed_table: &mut dyn FnMut(u64),
+) -> bool {
+    let shift = 12 + 9 * (level - 1);
+    let first = (start.max(base) - base) >> shift;
+    let last = ((end - 1 - base) >> shift).min(511);
+    for i in first..=last {
+        let entry = &mut table(table_phys)[i as usize];
+        if entry.is_unused() {
+            continue;
+        }
+        let va = base + (i << shift);
+        if level == 1 {
+            let phys = entry.addr().as_u64();
+            entry.set_unused();
+            unmapped(va, phys);
+        } else if !entry.flags().contains(F::HUGE_PAGE) {
+            let child = entry.addr().as_u64();
+            if reclaim_level(child, level - 1, va, start, end, unmapped, freed_table) {
+                table(table_phys)[i as usize].set_unused();
+                freed_table(child);
+            }
+        }
+    }
+    level < 4 && table(table_phys).iter().all(|e| e.is_unused())
+}
+
 /// Sets the flags of every present user mapping in `[start, end)` to
 /// `flags` and calls `changed(virt)` for each one changed.
 pub fn protect_user_range(pml4: u64, start: u64, end: u64, flags: F, changed: &mut dyn FnMut(u64)) {

@@ -89,13 +89,19 @@ pub(super) struct Flush {
     pages: [u64; Flush::MAX_PAGES],
     count: usize,
     all: bool,
+    /// Page tables unlinked by the unmap, freed when this is dropped: after
+    /// the shootdown (callers drop the flush after [`AddressSpace::shootdown`]),
+    /// or when no CPU can use the space any more. A list through each
+    /// table's first entry (see `paging::unmap_user_range_reclaiming`); 0
+    /// ends it.
+    tables: u64,
 }
 
 impl Flush {
     const MAX_PAGES: usize = 32;
 
     pub fn new() -> Flush {
-        Flush { pages: [0; Flush::MAX_PAGES], count: 0, all: false }
+        Flush { pages: [0; Flush::MAX_PAGES], count: 0, all: false, tables: 0 }
     }
 
     pub fn add(&mut self, virt: u64) {
@@ -115,6 +121,24 @@ impl Flush {
         !self.all && self.count == 0
     }
 
+    /// Takes a list of page tables the unmap unlinked (linked through their
+    /// first entries): freed once every CPU flushed, with a full flush,
+    /// which drops paging-structure caches too.
+    fn take_tables(&mut self, list: u64) {
+        let mut last = list;
+        loop {
+            let next = paging::table(last)[0].addr().as_u64();
+            if next == 0 {
+                break;
+            }
+            last = next;
+        }
+        paging::table(last)[0]
+            .set_addr(x86_64::PhysAddr::new(self.tables), x86_64::structures::paging::PageTableFlags::empty());
+        self.tables = list;
+        self.all = true;
+    }
+
     /// Drops the entries from this CPU's TLB.
     fn apply_local(&self) {
         if self.all {
@@ -123,6 +147,17 @@ impl Flush {
             for &page in &self.pages[..self.count] {
                 x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
             }
+        }
+    }
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        let mut table = self.tables;
+        while table != 0 {
+            let next = paging::table(table)[0].addr().as_u64();
+            crate::mm::frame::free_frame(table);
+            table = next;
         }
     }
 }
@@ -392,7 +427,15 @@ impl AddressSpace {
 
     /// Removes the page-table entries of a removed child's range.
     pub(super) fn unmap_ptes(&self, start: u64, end: u64, flush: &mut Flush) {
-        paging::unmap_user_range(self.root, start, end, &mut |va, _| flush.add(va));
+        let mut tables = 0;
+        paging::unmap_user_range_reclaiming(self.root, start, end, &mut |va, _| flush.add(va), &mut |table| {
+            paging::table(table)[0]
+                .set_addr(x86_64::PhysAddr::new(tables), x86_64::structures::paging::PageTableFlags::empty());
+            tables = table;
+        });
+        if tables != 0 {
+            flush.take_tables(tables);
+        }
     }
 
     /// Rewrites the entries of `[start, end)` for new permissions: removed
