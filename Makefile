@@ -174,9 +174,9 @@ bench: setup build
 # The syscall fuzzer (userland/fuzz, tests/fuzz.rs): ITERS calls from SEED, then a round
 # under fault injection (a kernel built with `fault-inject`: the conformance suite and the
 # fuzzer with allocations failing). A panic or hang replays the failing round with a trace.
-# SEED (default 1), ITERS (100000), SMP (2), FIRST/ROUNDS/TRACE=1 to replay one round.
+# SEED (default 1), ITERS (1000000), GUEST_RUNS (100000), HV_ITERS (800000), SMP (2), FIRST/ROUNDS/TRACE=1 to replay one round.
 fuzz: setup build
-	FUZZ_SEED=$(or $(SEED),1) FUZZ_ITERS=$(or $(ITERS),100000) FUZZ_SMP=$(SMP) \
+	FUZZ_SEED=$(or $(SEED),1) FUZZ_ITERS=$(or $(ITERS),1000000) FUZZ_SMP=$(SMP) \
 	FUZZ_FIRST=$(FIRST) FUZZ_ROUNDS=$(ROUNDS) FUZZ_TRACE=$(TRACE) FUZZ_GUEST_RUNS=$(or $(GUEST_RUNS),100000) \
 	FUZZ_HV_ITERS=$(or $(HV_ITERS),800000) \
 	$(CARGO) test -p boot-tests --test fuzz -- --ignored --nocapture --test-threads 1
