@@ -933,12 +933,14 @@ fn code(rng: &mut Rng, ram_size: u64, traps: &[TrapPlan], window: u64, clean: bo
 /// kernel has an interrupt window open (V_IRQ set): its CR8 path raises
 /// the virtual interrupt without the lock it asserts. Seed 1, run 21295
 /// (`44 0f 22 c0`, mov cr8, rax, with vector 83 pending) took the whole
-/// machine down. Until the kernel intercepts CR8 writes itself, the
-/// fuzzer turns every REX.R prefix before `0f 22` into a NOP (a CR0-CR7
-/// write remains).
+/// machine down, and run 95xxx another way (LOCK `0f 22`, AMD's
+/// alternative CR8 encoding). Until the kernel intercepts CR8 writes
+/// itself, the fuzzer turns a REX.R or LOCK prefix before `0f 22` into a
+/// NOP (a CR0-CR7 write remains).
 fn avoid_cr8_writes(code: &mut [u8]) {
     for i in 0..code.len().saturating_sub(2) {
-        if code[i] & 0xf4 == 0x44 && code[i + 1] == 0x0f && code[i + 2] == 0x22 {
+        // REX.R (mov cr8) or LOCK (AMD's alternative encoding of CR8).
+        if (code[i] & 0xf4 == 0x44 || code[i] == 0xf0) && code[i + 1] == 0x0f && code[i + 2] == 0x22 {
             code[i] = 0x90;
         }
     }
