@@ -224,8 +224,12 @@ fn fault_injection_short() {
 #[test]
 #[ignore = "long; run by `make fuzz`"]
 fn fuzz_long() {
-    let mut fuzz =
-        Fuzz::new("fuzz-long", env_u64("FUZZ_SMP", 2) as u32, env_u64("FUZZ_SEED", 1), env_u64("FUZZ_ITERS", 1_000_000));
+    let mut fuzz = Fuzz::new(
+        "fuzz-long",
+        env_u64("FUZZ_SMP", 2) as u32,
+        env_u64("FUZZ_SEED", 1),
+        env_u64("FUZZ_ITERS", 1_000_000),
+    );
     for (var, key) in [("FUZZ_FIRST", "first"), ("FUZZ_ROUNDS", "rounds"), ("FUZZ_TRACE", "trace")] {
         if let Ok(value) = std::env::var(var) {
             if !value.is_empty() {
