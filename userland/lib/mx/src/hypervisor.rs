@@ -364,45 +364,38 @@ impl Vcpu {
         ok(unsafe { sys::mx_vcpu_interrupt(self.raw(), vector) }).map(drop)
     }
 
+    /// `mx_vcpu_read_state` of `kind` into `buffer` (its whole length).
+    fn read_raw(&self, kind: VcpuStateKind, buffer: &mut [u8]) -> Result<(), Status> {
+        // SAFETY: `buffer` is valid for writes of its length.
+        ok(unsafe { sys::mx_vcpu_read_state(self.raw(), kind as u32, buffer.as_mut_ptr().cast(), buffer.len() as u32) })
+            .map(drop)
+    }
+
+    /// `mx_vcpu_write_state` of `kind` from `buffer` (its whole length).
+    fn write_raw(&self, kind: VcpuStateKind, buffer: &[u8]) -> Result<(), Status> {
+        // SAFETY: `buffer` is valid for reads of its length.
+        ok(unsafe { sys::mx_vcpu_write_state(self.raw(), kind as u32, buffer.as_ptr().cast(), buffer.len() as u32) })
+            .map(drop)
+    }
+
     /// `mx_vcpu_read_state(MX_VCPU_STATE)`.
     pub fn read_state(&self) -> Result<VcpuState, Status> {
         let mut bytes = [0u8; VcpuState::SIZE];
-        // SAFETY: `bytes` is valid for its length.
-        ok(unsafe {
-            sys::mx_vcpu_read_state(
-                self.raw(),
-                VcpuStateKind::State as u32,
-                bytes.as_mut_ptr().cast(),
-                bytes.len() as u32,
-            )
-        })?;
+        self.read_raw(VcpuStateKind::State, &mut bytes)?;
         Ok(VcpuState::from_bytes(&bytes))
     }
 
     /// `mx_vcpu_write_state(MX_VCPU_STATE)`. The flags are applied only if
     /// `state.flags` has bit 1 set ([`VCPU_FLAGS_APPLY`]).
     pub fn write_state(&self, state: &VcpuState) -> Result<(), Status> {
-        let bytes = state.to_bytes();
-        // SAFETY: `bytes` is valid for its length.
-        ok(unsafe {
-            sys::mx_vcpu_write_state(self.raw(), VcpuStateKind::State as u32, bytes.as_ptr().cast(), bytes.len() as u32)
-        })
-        .map(drop)
+        self.write_raw(VcpuStateKind::State, &state.to_bytes())
     }
 
     /// `mx_vcpu_read_state(MX_VCPU_SYSTEM)`: RIP, RFLAGS, control
     /// registers, EFER, CS, CPL and the interrupt shadow.
     pub fn read_system(&self) -> Result<VcpuSystem, Status> {
         let mut bytes = [0u8; VcpuSystem::SIZE];
-        // SAFETY: `bytes` is valid for its length.
-        ok(unsafe {
-            sys::mx_vcpu_read_state(
-                self.raw(),
-                VcpuStateKind::System as u32,
-                bytes.as_mut_ptr().cast(),
-                bytes.len() as u32,
-            )
-        })?;
+        self.read_raw(VcpuStateKind::System, &mut bytes)?;
         Ok(VcpuSystem::from_bytes(&bytes))
     }
 
@@ -411,28 +404,13 @@ impl Vcpu {
     /// without bit 1 or with a reserved bit, or a CR3 outside the guest's
     /// physical space.
     pub fn write_system(&self, system: &VcpuSystem) -> Result<(), Status> {
-        let bytes = system.to_bytes();
-        // SAFETY: `bytes` is valid for its length.
-        ok(unsafe {
-            sys::mx_vcpu_write_state(
-                self.raw(),
-                VcpuStateKind::System as u32,
-                bytes.as_ptr().cast(),
-                bytes.len() as u32,
-            )
-        })
-        .map(drop)
+        self.write_raw(VcpuStateKind::System, &system.to_bytes())
     }
 
     /// `mx_vcpu_write_state(MX_VCPU_IO)`: the value of a trapped `IN` of
     /// `size` (1, 2 or 4) bytes, into the low bytes of guest RAX.
     pub fn write_io(&self, size: u8, data: u32) -> Result<(), Status> {
-        let bytes = VcpuIo { access_size: size, data }.to_bytes();
-        // SAFETY: `bytes` is valid for its length.
-        ok(unsafe {
-            sys::mx_vcpu_write_state(self.raw(), VcpuStateKind::Io as u32, bytes.as_ptr().cast(), bytes.len() as u32)
-        })
-        .map(drop)
+        self.write_raw(VcpuStateKind::Io, &VcpuIo { access_size: size, data }.to_bytes())
     }
 
     /// Treats `handle` as a VCPU.
