@@ -491,7 +491,10 @@ impl<P: Platform> Manager<P> {
                 Ok(r) => r,
                 Err(s) => return HvResult::new(s, 0),
             };
-            if !self.platform.mem_read(root, offset, &mut in_buf[..in_len]) {
+            // `resolve` keeps `in_len` within a page; `get` keeps that from
+            // being the only thing between a table edit and a panic.
+            let Some(into) = in_buf.get_mut(..in_len) else { return HvResult::new(HvStatus::INVALID_ALIGNMENT, 0) };
+            if !self.platform.mem_read(root, offset, into) {
                 return HvResult::new(HvStatus::INVALID_ALIGNMENT, 0);
             }
         }
@@ -506,12 +509,12 @@ impl<P: Platform> Manager<P> {
         };
         let mut out_buf = [0u8; PAGE as usize];
         let in_len = if c.fast { 16 } else { in_len };
-        let outcome = {
-            let call = Call { caller, control: c, input: &in_buf[..in_len], output: &mut out_buf[..out_len] };
-            self.dispatch(call)
+        let (Some(input), Some(output)) = (in_buf.get(..in_len), out_buf.get_mut(..out_len)) else {
+            return HvResult::new(HvStatus::INVALID_ALIGNMENT, 0);
         };
+        let outcome = self.dispatch(Call { caller, control: c, input, output });
         if let Some((root, offset)) = out_at {
-            self.platform.mem_write(root, offset, &out_buf[..out_len]);
+            self.platform.mem_write(root, offset, output);
         }
         let reps = if shape.rep { c.rep_start + outcome.done } else { 0 };
         HvResult::new(outcome.status, reps)

@@ -591,8 +591,10 @@ impl Platform for Real {
     }
 
     fn guest_map(&mut self, guest: &Guest, root: u64, gpa_page: u64, index: u64) -> Result<(), HvStatus> {
-        let session = self.roots.get(&root).ok_or(HvStatus::NO_RESOURCES)?;
-        guest.map(gpa_page * 4096, &session.memory, index * 4096, 4096).map_err(no_resources)
+        // HvMapGpaPages lists INSUFFICIENT_MEMORY, not NO_RESOURCES, for a
+        // mapping that cannot be made (the kernel's NO_MEMORY).
+        let session = self.roots.get(&root).ok_or(HvStatus::INSUFFICIENT_MEMORY)?;
+        guest.map(gpa_page * 4096, &session.memory, index * 4096, 4096).map_err(|_| HvStatus::INSUFFICIENT_MEMORY)
     }
 
     fn guest_unmap(&mut self, guest: &Guest, gpa_page: u64) {
