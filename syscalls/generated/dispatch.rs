@@ -1695,6 +1695,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_ACCESS_DENIED`: `apic_vmo` lacks READ or WRITE
     /// - `MX_ERR_WRONG_TYPE`: `apic_vmo` is not a VMO
     /// - `MX_ERR_INVALID_ARGS`: `ip >= MX_GUEST_PHYS_SIZE`, or `cr3 > MX_GUEST_PHYS_SIZE - 4096`
+    /// - `MX_ERR_INVALID_ARGS`: `apic_vmo` is smaller than a page
     /// - `MX_ERR_NO_RESOURCES`: no VCPU id (ASID) left; OUT_OF_RANGE is also possible
     /// - `MX_ERR_NO_MEMORY`
     /// - `MX_ERR_INVALID_ARGS`: `out` cannot be written
@@ -1721,6 +1722,7 @@ pub trait SyscallHandler {
     /// - `MX_ERR_NOT_SUPPORTED`: an unhandled exit, or string I/O
     /// - `MX_ERR_CANCELED`: a wait in HLT or on a trap's packet pool was interrupted
     /// - `MX_ERR_INTERNAL`: e.g. an instruction longer than 15 bytes
+    /// - `MX_ERR_NO_MEMORY`: a guest page, a nested page table, or this CPU's first guest state cannot be allocated
     /// - `MX_ERR_OUT_OF_RANGE`: the instruction fetch failed
     /// - `MX_ERR_NOT_FOUND`: the instruction fetch failed
     /// - `MX_ERR_INVALID_ARGS`: `packet` cannot be written
