@@ -188,6 +188,7 @@ impl Process {
             Ok(()) | Err(Status::BadState) => {}
             Err(status) => ::log::warn!("process {}: address space teardown failed: {status:?}", self.koid()),
         }
+        self.aspace.retire();
         self.base.signals.update(Signals::NONE, Signals::PROCESS_TERMINATED);
     }
 }
@@ -219,5 +220,6 @@ impl KernelObject for Process {
         }
         self.handles.clear();
         let _ = self.aspace.destroy();
+        self.aspace.retire();
     }
 }

@@ -356,6 +356,7 @@ fn adopt_boot_context() {
 fn idle_loop() -> ! {
     loop {
         interrupts::disable();
+        crate::vm::AddressSpace::idle_release_retired();
         let mut g = lock();
         let cpu = this_cpu();
         if g.cpus[cpu].mask != 0 {
@@ -442,11 +443,11 @@ fn reschedule(g: &mut SchedGuard) {
         // SAFETY: `next` runs nowhere; its area holds a saved or reset state.
         unsafe { state.restore() };
     }
-    // Kernel threads run on the kernel's tables: a user address space must
-    // never stay loaded where nothing keeps it alive.
+    // A kernel thread keeps the user space that is loaded (its slot keeps it
+    // alive), so a thread woken here after idling needs no CR3 load.
     match next.address_space() {
         Some(space) => space.activate(),
-        None => crate::vm::AddressSpace::deactivate(),
+        None => crate::vm::AddressSpace::enter_kernel_thread(),
     }
     // SAFETY: interrupts are off; `prev.saved_rsp` lives as long as `prev`
     // (see above); the lock, held until the other side of the switch
@@ -605,6 +606,12 @@ fn preempt_if_needed(g: &mut SchedGuard) {
     } else {
         ipi::send(cpu as u32, RESCHEDULE_VECTOR);
     }
+}
+
+/// Wakes CPU `cpu` if it idles, so its idle loop looks again at what it
+/// holds (a retired address space); a busy CPU only checks its queues.
+pub fn kick_idle(cpu: u32) {
+    ipi::send(cpu, RESCHEDULE_VECTOR);
 }
 
 /// Reschedule IPI: another CPU queued work here that should preempt.

@@ -21,7 +21,7 @@ use crate::sync::IrqSpinlock;
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use kcore::vmar::{Child, Mapping, Perms, Region, FLAG_CAN_MAP_MASK, FLAG_CAN_MAP_SPECIFIC};
 use mx_abi::Status;
 
@@ -198,6 +198,9 @@ pub struct AddressSpace {
     this: Weak<AddressSpace>,
     /// CPUs that have the root loaded, one bit each.
     active: [AtomicU64; ACTIVE_WORDS],
+    /// Its process is dead, so no thread runs in it again: CPUs must not
+    /// keep it loaded lazily.
+    retired: AtomicBool,
     pub(super) state: IrqSpinlock<State>,
 }
 
@@ -207,9 +210,20 @@ impl core::fmt::Debug for AddressSpace {
     }
 }
 
-/// Which address space each CPU has loaded; the slot's reference keeps the
-/// root table alive while it is in CR3.
-static ACTIVE: [IrqSpinlock<Option<Arc<AddressSpace>>>; MAX_CPUS] = [const { IrqSpinlock::new(None) }; MAX_CPUS];
+/// What one CPU has in CR3.
+struct Loaded {
+    /// The slot's reference keeps the root table alive while it is in CR3.
+    space: Option<Arc<AddressSpace>>,
+    /// Kept only because a kernel thread (idle, the reaper) runs here: kernel
+    /// threads never touch user memory, and leaving the space loaded spares
+    /// its thread the TLB refill when it comes back (TCG, like a CPU without
+    /// PCIDs, flushes everything on a CR3 load). Not the current thread's.
+    lazy: bool,
+}
+
+/// Which address space each CPU has loaded.
+static ACTIVE: [IrqSpinlock<Loaded>; MAX_CPUS] =
+    [const { IrqSpinlock::new(Loaded { space: None, lazy: false }) }; MAX_CPUS];
 
 impl AddressSpace {
     /// A new address space with an empty root VMAR covering
@@ -226,6 +240,7 @@ impl AddressSpace {
             root,
             this: this.clone(),
             active: [const { AtomicU64::new(0) }; ACTIVE_WORDS],
+            retired: AtomicBool::new(false),
             state: IrqSpinlock::new(State { vmars, next_id: ROOT_VMAR + 1, vdso_code: None, vdso_used: false }),
         }))
     }
@@ -318,14 +333,15 @@ impl AddressSpace {
     }
 
     /// Loads this address space on the calling CPU (the scheduler calls it
-    /// when switching to one of its threads). Nothing happens if it is
-    /// already loaded here.
+    /// when switching to one of its threads). Nothing is loaded if it already
+    /// is here, lazily or not.
     pub fn activate(self: &Arc<Self>) {
         let cpu = cpu_index() as usize;
         let Some(slot) = ACTIVE.get(cpu) else { return };
         let old = {
             let mut slot = slot.lock();
-            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, self)) {
+            slot.lazy = false;
+            if slot.space.as_ref().is_some_and(|s| Arc::ptr_eq(s, self)) {
                 return;
             }
             // Visible to shootdowns before any translation can be cached.
@@ -338,7 +354,7 @@ impl AddressSpace {
             unsafe {
                 paging::load_root(self.root)
             };
-            let old = slot.replace(self.clone());
+            let old = slot.space.replace(self.clone());
             if let Some(old) = &old {
                 old.set_active(cpu, false);
             }
@@ -348,14 +364,15 @@ impl AddressSpace {
         drop(old);
     }
 
-    /// Switches the calling CPU back to the kernel's own tables (idle, or
-    /// a kernel thread), releasing the address space it had loaded.
+    /// Switches the calling CPU back to the kernel's own tables, releasing
+    /// the address space it had loaded.
     pub fn deactivate() {
         let cpu = cpu_index() as usize;
         let Some(slot) = ACTIVE.get(cpu) else { return };
         let old = {
             let mut slot = slot.lock();
-            let Some(old) = slot.take() else { return };
+            slot.lazy = false;
+            let Some(old) = slot.space.take() else { return };
             // SAFETY: the kernel's root maps everything the kernel uses and
             // lives for good.
             #[allow(unsafe_code)]
@@ -368,9 +385,71 @@ impl AddressSpace {
         drop(old);
     }
 
-    /// The address space loaded on the calling CPU.
+    /// The scheduler is switching the calling CPU to a kernel thread: the
+    /// loaded space stays, lazily, unless it is retired.
+    pub fn enter_kernel_thread() {
+        let cpu = cpu_index() as usize;
+        let Some(slot) = ACTIVE.get(cpu) else { return };
+        let retired = {
+            let mut slot = slot.lock();
+            slot.lazy = true;
+            slot.space.as_ref().is_some_and(|s| s.retired.load(Ordering::SeqCst))
+        };
+        if retired {
+            Self::deactivate();
+        }
+    }
+
+    /// The idle loop calls this each time it wakes: the space it holds (the
+    /// idle thread never needs one) goes if it is retired, so
+    /// [`AddressSpace::retire`]'s kick is enough.
+    pub fn idle_release_retired() {
+        Self::release_if_retired(false);
+    }
+
+    /// Loads the kernel's tables if the calling CPU holds a retired space,
+    /// and holds it lazily or `lazy_only` is false.
+    fn release_if_retired(lazy_only: bool) {
+        let cpu = cpu_index() as usize;
+        let Some(slot) = ACTIVE.get(cpu) else { return };
+        let release = {
+            let slot = slot.lock();
+            (slot.lazy || !lazy_only) && slot.space.as_ref().is_some_and(|s| s.retired.load(Ordering::SeqCst))
+        };
+        if release {
+            Self::deactivate();
+        }
+    }
+
+    /// Its process is dead, so no thread runs in this space again: CPUs
+    /// keeping it loaded lazily let go of it, so its memory comes back now
+    /// and not when they next run a user thread. Other CPUs are only kicked
+    /// (no waiting), so any context may call this.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        let me = cpu_index();
+        for (word_index, word) in self.active.iter().enumerate() {
+            let mut bits = word.load(Ordering::SeqCst);
+            while bits != 0 {
+                let cpu = (word_index * 64) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
+                if cpu != me {
+                    crate::sched::kick_idle(cpu);
+                }
+            }
+        }
+        // Here only if lazily: the thread retiring it may still run in it.
+        Self::release_if_retired(true);
+    }
+
+    /// The address space of the thread running on the calling CPU (none for
+    /// a kernel thread, even where a user space stays loaded lazily).
     pub fn current() -> Option<Arc<AddressSpace>> {
-        ACTIVE.get(cpu_index() as usize)?.lock().clone()
+        let slot = ACTIVE.get(cpu_index() as usize)?.lock();
+        if slot.lazy {
+            return None;
+        }
+        slot.space.clone()
     }
 
     /// Drops `flush`'s entries from every CPU that has this address space
@@ -566,8 +645,9 @@ pub(super) fn retire(
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
-        // Every CPU that had this space loaded held a reference, so none has
-        // it now, and switching away flushed their user translations.
+        // Every CPU that had this space loaded, lazily or not, held a
+        // reference, so none has it now, and loading another root flushed
+        // their user translations.
         let vmars = core::mem::take(&mut self.state.lock().vmars);
         drop(vmars);
         paging::free_user_root(self.root);

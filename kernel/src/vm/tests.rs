@@ -460,3 +460,26 @@ ktest!(vm_accounting_returns_to_baseline, || {
     kassert!(now == frames, "free frames {now} != {frames}");
     Ok(())
 });
+
+ktest!(vm_retired_space_leaves_idle_cpus, || {
+    let others = smp::online_count().saturating_sub(1);
+    if others == 0 {
+        log::info!("ktest: vm_retired_space_leaves_idle_cpus skipped: one CPU");
+        return Ok(());
+    }
+    let space = AddressSpace::new().map_err(|e| alloc::format!("AddressSpace::new: {e:?}"))?;
+    // Loaded on every other CPU, where the idle thread then keeps it.
+    ipi::call_on_others(&|| space.activate());
+    let loaded_elsewhere =
+        |s: &AddressSpace| (0..smp::online_count()).any(|cpu| cpu != cpu_index() && s.is_active_on(cpu));
+    kassert!(loaded_elsewhere(&space) && Arc::strong_count(&space) == 1 + others as usize);
+    // Retiring only kicks them; each lets go when its idle loop wakes.
+    space.retire();
+    let deadline = crate::time::now_ns() + 1_000_000_000;
+    while (loaded_elsewhere(&space) || Arc::strong_count(&space) != 1) && crate::time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    kassert!(!loaded_elsewhere(&space), "a CPU still has the retired space loaded");
+    kassert!(Arc::strong_count(&space) == 1, "{} references left", Arc::strong_count(&space));
+    Ok(())
+});
