@@ -301,38 +301,12 @@ fn replay_hint(cfg: &Config, run: u64) {
 
 /// The kernel's counts, without our own memory (our heap may grow).
 fn counts(root: &Resource, me: &Handle) -> Result<InfoKernelCounts, Status> {
-    let mut c: InfoKernelCounts = root.handle().info_raw(mx_abi::object::INFO_KERNEL_COUNTS)?;
-    let stats: mx_abi::object::InfoTaskStats = me.info(mx_abi::object::InfoTopic::TaskStats)?;
-    c.committed_pages -= (stats.mem_private_bytes + stats.mem_shared_bytes) / PAGE;
-    Ok(c)
+    mx::counts::read(root.handle(), &[me])
 }
 
 /// Waits up to 3 s for the counts to return to `before`.
 fn settle(root: &Resource, me: &Handle, before: &InfoKernelCounts) -> Result<(), String> {
-    let key = |c: &InfoKernelCounts| (c.objects, c.handles, c.vmos, c.committed_pages, c.processes, c.threads);
-    let deadline = mx::deadline_after(3_000_000_000);
-    loop {
-        let now = counts(root, me).map_err(|s| format!("cannot read the counts: {s:?}"))?;
-        if key(&now) == key(before) {
-            return Ok(());
-        }
-        if mx::time_monotonic() >= deadline {
-            return Err(format!(
-                "objects {} -> {}, handles {} -> {}, vmos {} -> {}, committed pages {} -> {}, threads {} -> {}",
-                before.objects,
-                now.objects,
-                before.handles,
-                now.handles,
-                before.vmos,
-                now.vmos,
-                before.committed_pages,
-                now.committed_pages,
-                before.threads,
-                now.threads
-            ));
-        }
-        let _ = mx::nanosleep(mx::deadline_after(10_000_000));
-    }
+    mx::counts::settle(root.handle(), &[me], before, 3_000_000_000)
 }
 
 /// A trap the run tries to set: any kind (also invalid ones), any range.

@@ -144,30 +144,12 @@ fn replay_hint(cfg: &Config, round: u64) {
 
 /// The kernel's counts, without the parent's own memory (its heap may grow).
 fn counts(g: &Grants) -> Result<InfoKernelCounts, Status> {
-    let mut c: InfoKernelCounts = g.resource.info_raw(mx_abi::object::INFO_KERNEL_COUNTS)?;
-    let stats: mx_abi::object::InfoTaskStats = g.me.info(mx_abi::object::InfoTopic::TaskStats)?;
-    c.committed_pages -= (stats.mem_private_bytes + stats.mem_shared_bytes) / 4096;
-    Ok(c)
+    mx::counts::read(&g.resource, &[&g.me])
 }
 
 /// Waits up to 3 s for the counts to return to `before`.
 fn settle(g: &Grants, before: &InfoKernelCounts) -> Result<(), String> {
-    let key = |c: &InfoKernelCounts| (c.objects, c.handles, c.vmos, c.committed_pages, c.processes, c.threads);
-    let deadline = mx::deadline_after(3_000_000_000);
-    loop {
-        let now = counts(g).map_err(|s| alloc::format!("cannot read the counts: {s:?}"))?;
-        if key(&now) == key(before) {
-            return Ok(());
-        }
-        if mx::time_monotonic() >= deadline {
-            return Err(alloc::format!(
-                "objects {} -> {}, handles {} -> {}, vmos {} -> {}, committed pages {} -> {}, processes {} -> {}, threads {} -> {}",
-                before.objects, now.objects, before.handles, now.handles, before.vmos, now.vmos,
-                before.committed_pages, now.committed_pages, before.processes, now.processes, before.threads, now.threads
-            ));
-        }
-        let _ = mx::nanosleep(mx::deadline_after(10_000_000));
-    }
+    mx::counts::settle(&g.resource, &[&g.me], before, 3_000_000_000)
 }
 
 struct Worker {

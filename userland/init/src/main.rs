@@ -233,40 +233,18 @@ struct Grants<'a> {
 /// services taken out of the committed pages (their heaps may grow while a
 /// program runs; that is not the program's).
 fn counts(resource: &Handle, me: &Handle, services: &[Service]) -> Result<InfoKernelCounts, Status> {
-    let mut counts: InfoKernelCounts = resource.info_raw(mx_abi::object::INFO_KERNEL_COUNTS)?;
-    let own = |h: &Handle| -> Result<u64, Status> {
-        let stats: mx_abi::object::InfoTaskStats = h.info(mx_abi::object::InfoTopic::TaskStats)?;
-        Ok((stats.mem_private_bytes + stats.mem_shared_bytes) / 4096)
-    };
-    counts.committed_pages = counts.committed_pages.saturating_sub(own(me)?);
-    for s in services {
-        // A service that has exited has no memory left to take out.
-        if let Ok(pages) = own(s.process.handle()) {
-            counts.committed_pages = counts.committed_pages.saturating_sub(pages);
-        }
-    }
-    Ok(counts)
+    mx::counts::read(resource, &ours(me, services))
 }
 
 /// Waits (up to a second: the kernel frees exited threads' stacks in the
 /// background) for the counts that must not leak to return to `before`.
 fn settle(resource: &Handle, me: &Handle, services: &[Service], before: &InfoKernelCounts) -> Result<(), String> {
-    let key = |c: &InfoKernelCounts| (c.objects, c.handles, c.vmos, c.committed_pages, c.processes, c.threads);
-    let deadline = mx::deadline_after(1_000_000_000);
-    loop {
-        let now = counts(resource, me, services).map_err(|s| alloc::format!("cannot read the counts: {s}"))?;
-        if key(&now) == key(before) {
-            return Ok(());
-        }
-        if mx::time_monotonic() >= deadline {
-            return Err(alloc::format!(
-                "objects {} -> {}, handles {} -> {}, vmos {} -> {}, committed pages {} -> {}, processes {} -> {}, threads {} -> {}",
-                before.objects, now.objects, before.handles, now.handles, before.vmos, now.vmos,
-                before.committed_pages, now.committed_pages, before.processes, now.processes, before.threads, now.threads
-            ));
-        }
-        let _ = mx::nanosleep(mx::deadline_after(10_000_000));
-    }
+    mx::counts::settle(resource, &ours(me, services), before, 1_000_000_000)
+}
+
+/// Init and its services: the processes whose memory is not a program's.
+fn ours<'a>(me: &'a Handle, services: &'a [Service]) -> Vec<&'a Handle> {
+    core::iter::once(me).chain(services.iter().map(|s| s.process.handle())).collect()
 }
 
 /// Starts `words[0]` from bootfs as a service: the program's grants plus a

@@ -10,6 +10,7 @@
 //! - [`elf`]: plans how a static ELF maps; [`launch`] loads one from a VMO into
 //!   a new process, with its stack, the vDSO and a bootstrap message.
 //! - [`bootfs`]: the boot filesystem reader.
+//! - [`counts`]: the kernel-counts leak check.
 //!
 //! The parsers ([`processargs`], [`elf`], [`bootfs`], [`vdso::lookup`]) are
 //! plain functions over bytes, tested on the host. Those of [`processargs`],
@@ -21,6 +22,7 @@
 extern crate alloc;
 
 pub mod bootfs;
+pub mod counts;
 pub mod hypervisor;
 pub mod launch;
 mod object;
