@@ -8,6 +8,14 @@
 //! every exit stores the exit and the registers in its [`VpShared`], queues
 //! a packet and waits until the main thread lets it run on. VP threads never
 //! allocate or take a lock, so killing one (to delete its VP) is safe.
+//!
+//! A request that lets a VP run has its reply held until the main thread
+//! next wakes up (at most [`HOLD_NS`] later) and is sent after that wake's
+//! packet is served. Usually that packet is the VP's next exit, so the
+//! root finds an intercept's message in its SIM slot when its call
+//! returns: one switch back to the root instead of two (the reply, then
+//! the notification), and on one CPU the server is not switched to again
+//! in between.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -36,6 +44,9 @@ const KEY_VP: u64 = 2 << 62;
 const KEY_MASK: u64 = 3 << 62;
 
 const VP_STACK_SIZE: usize = 64 * 1024;
+/// How long a reply to a request that let a VP run may wait for the VP's
+/// next exit (see the module comment).
+const HOLD_NS: u64 = 100_000;
 /// Bytes of small heap blocks allocated and freed at start, so the heap's
 /// chunks (VMOs) exist before the first client and init's leak check does
 /// not count them as the client's.
@@ -53,11 +64,14 @@ fn main() -> i32 {
         mxrt::println!("hyperv-server: cannot create its port");
         return 1;
     };
-    let platform = Real { vmar, port, resource: hv_resource, roots: BTreeMap::new(), vps: BTreeMap::new() };
+    let platform =
+        Real { vmar, port, resource: hv_resource, roots: BTreeMap::new(), vps: BTreeMap::new(), resumed: false };
     let mut server = Server {
         manager: Manager::new(platform),
         connector: Some(Channel::from_handle(connector)),
         clients: BTreeMap::new(),
+        held: None,
+        wakes: 0,
     };
     server.run()
 }
@@ -79,6 +93,20 @@ struct Server {
     manager: Manager<Real>,
     connector: Option<Channel>,
     clients: BTreeMap<u64, Channel>,
+    /// The reply held back (see the module comment).
+    held: Option<Held>,
+    /// Port waits that returned: a held reply is due at the first wake
+    /// after the one that held it.
+    wakes: u64,
+}
+
+/// A reply to a request that let a VP run, not sent yet.
+struct Held {
+    root: u64,
+    reply: Reply,
+    /// The wake it was held in.
+    wake: u64,
+    deadline: u64,
 }
 
 impl Server {
@@ -102,19 +130,44 @@ impl Server {
             if self.connector.is_none() && self.clients.is_empty() {
                 return 0;
             }
-            let packet = match self.port().wait(TIME_INFINITE) {
-                Ok(p) => p,
+            let deadline = self.held.as_ref().map_or(TIME_INFINITE, |h| h.deadline);
+            let packet = match self.port().wait(deadline) {
+                Ok(p) => Some(p),
+                Err(Status::TimedOut) => None,
                 Err(s) => {
                     mxrt::println!("hyperv-server: port_wait: {s}");
                     return 1;
                 }
             };
-            match packet.key & KEY_MASK {
-                KEY_CLIENT => self.client_ready(packet.key & !KEY_MASK),
-                KEY_VP => self.vp_stopped(packet.key & !KEY_MASK),
-                _ if packet.key == KEY_CONNECTOR => self.connector_ready(),
+            self.wakes += 1;
+            match packet.map(|p| p.key) {
+                Some(key) if key & KEY_MASK == KEY_CLIENT => self.client_ready(key & !KEY_MASK),
+                Some(key) if key & KEY_MASK == KEY_VP => self.vp_stopped(key & !KEY_MASK),
+                Some(KEY_CONNECTOR) => self.connector_ready(),
                 _ => {}
             }
+            if self.held.as_ref().is_some_and(|h| h.wake != self.wakes) {
+                self.send_held();
+            }
+        }
+    }
+
+    /// Sends `reply` to `root`'s client, or holds it when the request let a
+    /// VP run. An earlier held reply goes first, so replies keep their order.
+    fn reply(&mut self, root: u64, reply: Reply, hold: bool) {
+        self.send_held();
+        if hold {
+            let deadline = mx::deadline_after(HOLD_NS);
+            self.held = Some(Held { root, reply, wake: self.wakes, deadline });
+        } else if let Some(channel) = self.clients.get(&root) {
+            let _ = channel.write(&reply.encode(), &mut Vec::new());
+        }
+    }
+
+    fn send_held(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        if let Some(channel) = self.clients.get(&held.root) {
+            let _ = channel.write(&held.reply.encode(), &mut Vec::new());
         }
     }
 
@@ -190,6 +243,9 @@ impl Server {
     }
 
     fn disconnect(&mut self, root: u64) {
+        if self.held.as_ref().is_some_and(|h| h.root == root) {
+            self.held = None;
+        }
         self.clients.remove(&root);
         self.manager.remove_root(root);
         if let Some(session) = self.manager.platform.roots.remove(&root) {
@@ -197,42 +253,35 @@ impl Server {
         }
     }
 
+    /// One message per wake: the one-shot wait is armed again at once and
+    /// fires right away while more are queued (or the peer has closed).
     fn client_ready(&mut self, root: u64) {
-        let mut gone = false;
-        loop {
-            let Some(channel) = self.clients.get(&root) else { return };
-            let mut bytes = [0u8; 128];
-            let mut handles = [HANDLE_INVALID; 4];
-            match channel.read_raw(&mut bytes, &mut handles) {
-                Ok((n, nh)) => {
-                    // Requests carry no handles: any sent are closed.
-                    handles[..nh].iter().for_each(|&h| drop(Handle::from_raw(h)));
-                    if let Some(reply) = self.serve(root, &bytes[..n]) {
-                        if let Some(channel) = self.clients.get(&root) {
-                            let _ = channel.write(&reply.encode(), &mut Vec::new());
-                        }
-                    }
-                }
-                Err(Status::ShouldWait) => break,
-                Err(Status::BufferTooSmall) => {
-                    // Too large to be a request: take it off the queue and drop it.
-                    let mut big = alloc::vec![0u8; 65536];
-                    let mut hs = [HANDLE_INVALID; 64];
-                    if let Ok((_, nh)) = channel.read_raw(&mut big, &mut hs) {
-                        hs[..nh].iter().for_each(|&h| drop(Handle::from_raw(h)));
-                    }
-                }
-                Err(_) => {
-                    gone = true;
-                    break;
+        let Some(channel) = self.clients.get(&root) else { return };
+        let mut bytes = [0u8; 128];
+        let mut handles = [HANDLE_INVALID; 4];
+        match channel.read_raw(&mut bytes, &mut handles) {
+            Ok((n, nh)) => {
+                // Requests carry no handles: any sent are closed.
+                handles[..nh].iter().for_each(|&h| drop(Handle::from_raw(h)));
+                self.manager.platform.resumed = false;
+                if let Some(reply) = self.serve(root, &bytes[..n]) {
+                    let hold = core::mem::take(&mut self.manager.platform.resumed);
+                    self.reply(root, reply, hold);
                 }
             }
+            Err(Status::ShouldWait) => {}
+            Err(Status::BufferTooSmall) => {
+                // Too large to be a request: take it off the queue and drop it.
+                let mut big = alloc::vec![0u8; 65536];
+                let mut hs = [HANDLE_INVALID; 64];
+                if let Ok((_, nh)) = channel.read_raw(&mut big, &mut hs) {
+                    hs[..nh].iter().for_each(|&h| drop(Handle::from_raw(h)));
+                }
+            }
+            // Peer closed and nothing left to read, or a broken channel.
+            Err(_) => return self.disconnect(root),
         }
         let Some(channel) = self.clients.get(&root) else { return };
-        if gone || channel.handle().wait_one(Signals::CHANNEL_PEER_CLOSED, 0).is_ok() {
-            self.disconnect(root);
-            return;
-        }
         let signals = Signals::CHANNEL_READABLE | Signals::CHANNEL_PEER_CLOSED;
         if self.port().wait_async(channel.handle(), KEY_CLIENT | root, signals, false).is_err() {
             self.disconnect(root);
@@ -521,6 +570,8 @@ pub struct Real {
     resource: Option<Resource>,
     roots: BTreeMap<u64, Session>,
     vps: BTreeMap<u64, Arc<VpShared>>,
+    /// A VP was let run (set by `vp_resume`; the server clears it).
+    resumed: bool,
 }
 
 fn no_resources(_: Status) -> HvStatus {
@@ -655,6 +706,7 @@ impl Platform for Real {
         unsafe { *vp.regs.get() = *regs };
         vp.phase.store(PHASE_GO, Ordering::Release);
         let _ = vp.wake.handle().signal(Signals::empty(), WAKE);
+        self.resumed = true;
     }
 
     fn vp_interrupt(&mut self, vp: &Arc<VpShared>, vector: u32) {
