@@ -461,7 +461,8 @@ fn vp_run(vp: &VpShared) {
     vp.vcpu.store(vcpu.raw(), Ordering::Release);
     let mut exit = GuestExit::Created;
     loop {
-        let regs = read_regs(&vcpu).unwrap_or_default();
+        let read = read_regs(&vcpu).ok();
+        let regs = read.unwrap_or_default();
         // SAFETY: this thread owns `regs` and `exit` until it publishes STOPPED.
         unsafe {
             *vp.regs.get() = regs;
@@ -481,7 +482,7 @@ fn vp_run(vp: &VpShared) {
         }
         // SAFETY: in GO the main thread has handed `regs` back.
         let regs = unsafe { *vp.regs.get() };
-        write_regs(&vcpu, &regs);
+        write_regs(&vcpu, &regs, read.as_ref());
         vp.phase.store(PHASE_RUNNING, Ordering::Release);
         exit = match vcpu.resume_packet() {
             Ok(packet) => decode_exit(&packet),
@@ -510,8 +511,24 @@ fn read_regs(vcpu: &Vcpu) -> Result<VcpuRegs, Status> {
     })
 }
 
-fn write_regs(vcpu: &Vcpu, r: &VcpuRegs) {
-    let g = r.gprs;
+/// Writes the registers that differ from `current` (what the VCPU holds,
+/// if it could be read): an exit the root only resumes costs no write.
+fn write_regs(vcpu: &Vcpu, r: &VcpuRegs, current: Option<&VcpuRegs>) {
+    let (gprs_same, system_same) = match current {
+        Some(c) => (c.gprs == r.gprs, c.rip == r.rip && c.rflags == r.rflags && c.cr3 == r.cr3),
+        None => (false, false),
+    };
+    if !gprs_same {
+        write_gprs(vcpu, &r.gprs);
+    }
+    if !system_same {
+        let system =
+            VcpuSystem { rip: r.rip, rflags: r.rflags | VCPU_FLAGS_APPLY as u64, cr3: r.cr3, ..Default::default() };
+        let _ = vcpu.write_system(&system);
+    }
+}
+
+fn write_gprs(vcpu: &Vcpu, g: &[u64; 16]) {
     let state = VcpuState {
         rax: g[0],
         rcx: g[1],
@@ -532,9 +549,6 @@ fn write_regs(vcpu: &Vcpu, r: &VcpuRegs) {
         flags: 0,
     };
     let _ = vcpu.write_state(&state);
-    let system =
-        VcpuSystem { rip: r.rip, rflags: r.rflags | VCPU_FLAGS_APPLY as u64, cr3: r.cr3, ..Default::default() };
-    let _ = vcpu.write_system(&system);
 }
 
 /// `MX_PKT_TYPE_GUEST_EXCEPTION` (the kernel's hv branch).
