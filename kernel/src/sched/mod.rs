@@ -125,6 +125,9 @@ struct CpuQueue {
     need_resched: bool,
     /// Whether this CPU runs the scheduler (placement only considers these).
     active: bool,
+    /// The idle thread spins here with interrupts on, watching
+    /// `POLL_KICK`, so a wake-up needs no IPI (see [`IDLE_POLL_NS`]).
+    polling: bool,
 }
 
 impl CpuQueue {
@@ -140,6 +143,7 @@ impl CpuQueue {
             programmed: INFINITE,
             need_resched: false,
             active: false,
+            polling: false,
         }
     }
 
@@ -294,6 +298,18 @@ fn this_cpu() -> usize {
 /// Set once the scheduler is running on the boot CPU; other CPUs wait for it.
 static READY: AtomicBool = AtomicBool::new(false);
 
+/// How long a CPU that has just gone idle spins before it halts. Halting
+/// under an emulator or hypervisor puts its host thread to sleep, and an
+/// IPI must then wake that thread through the host's scheduler: a cross-CPU
+/// ping-pong pays that twice per round trip. Spinning a little first, the
+/// way Linux's haltpoll does in guests, takes the wake-up as a store (and
+/// costs some CPU time only right after a thread blocked).
+const IDLE_POLL_NS: u64 = 50_000;
+
+/// Set by a CPU that queued work for a polling CPU instead of sending it an
+/// IPI; cleared by the poller.
+static POLL_KICK: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
 /// Whether CPUs may enter the scheduler (for `smp::ap_entry`).
 pub fn is_ready() -> bool {
     READY.load(Ordering::Acquire)
@@ -354,6 +370,9 @@ fn adopt_boot_context() {
 /// on. Interrupts are off from the check to the `hlt` (`sti` takes effect
 /// after it), so a wake-up IPI in between is not lost.
 fn idle_loop() -> ! {
+    // Poll only right after running something: a thread that just blocked
+    // is the one likely to be woken soon.
+    let mut poll = true;
     loop {
         interrupts::disable();
         crate::vm::AddressSpace::idle_release_retired();
@@ -362,6 +381,24 @@ fn idle_loop() -> ! {
         if g.cpus[cpu].mask != 0 {
             reschedule(&mut g);
             drop(g);
+            poll = true;
+            continue;
+        }
+        if poll {
+            poll = false;
+            g.cpus[cpu].polling = true;
+            drop(g);
+            interrupts::enable();
+            let kick = &POLL_KICK[cpu];
+            let until = crate::time::now_ns().saturating_add(IDLE_POLL_NS);
+            while !kick.load(Ordering::Acquire) && crate::time::now_ns() < until {
+                core::hint::spin_loop();
+            }
+            interrupts::disable();
+            // Under the lock: a waker that still saw `polling` queued its
+            // thread before this, and the check above finds it.
+            lock().cpus[cpu].polling = false;
+            kick.store(false, Ordering::Relaxed);
             continue;
         }
         drop(g);
@@ -380,6 +417,8 @@ fn reschedule(g: &mut SchedGuard) {
         let s: &mut Sched = g;
         let c = &mut s.cpus[cpu];
         c.need_resched = false;
+        // Whatever runs next, nobody polls here any more: wake-ups need IPIs.
+        c.polling = false;
         let Some(prev) = c.current.take() else { return };
         let prev_ptr = Arc::as_ptr(&prev);
         let mut requeued = false;
@@ -516,7 +555,11 @@ impl Sched {
         if prio > c.current_priority() && !c.need_resched {
             c.need_resched = true;
             if target != this_cpu() {
-                ipi::send(target as u32, RESCHEDULE_VECTOR);
+                if c.polling {
+                    POLL_KICK[target].store(true, Ordering::Release);
+                } else {
+                    ipi::send(target as u32, RESCHEDULE_VECTOR);
+                }
             }
         }
     }
