@@ -128,6 +128,9 @@ struct CpuQueue {
     /// The idle thread spins here with interrupts on, watching
     /// `POLL_KICK`, so a wake-up needs no IPI (see [`IDLE_POLL_NS`]).
     polling: bool,
+    /// The idle thread was switched in after another thread, which may be
+    /// woken again soon: it polls before it halts.
+    just_idle: bool,
 }
 
 impl CpuQueue {
@@ -144,6 +147,7 @@ impl CpuQueue {
             need_resched: false,
             active: false,
             polling: false,
+            just_idle: false,
         }
     }
 
@@ -370,22 +374,23 @@ fn adopt_boot_context() {
 /// on. Interrupts are off from the check to the `hlt` (`sti` takes effect
 /// after it), so a wake-up IPI in between is not lost.
 fn idle_loop() -> ! {
-    // Poll only right after running something: a thread that just blocked
-    // is the one likely to be woken soon.
-    let mut poll = true;
     loop {
         interrupts::disable();
         crate::vm::AddressSpace::idle_release_retired();
         let mut g = lock();
         let cpu = this_cpu();
-        if g.cpus[cpu].mask != 0 {
+        // A set `need_resched` makes wakers skip the IPI (or kick): it must
+        // not outlive the work it was set for, or this CPU would halt with
+        // a later thread queued.
+        if g.cpus[cpu].mask != 0 || g.cpus[cpu].need_resched {
             reschedule(&mut g);
             drop(g);
-            poll = true;
             continue;
         }
-        if poll {
-            poll = false;
+        // Poll only right after running something (however the idle thread
+        // was switched out: from this loop or from an interrupt while
+        // halted): a thread that just blocked is likely to be woken soon.
+        if core::mem::take(&mut g.cpus[cpu].just_idle) {
             g.cpus[cpu].polling = true;
             drop(g);
             interrupts::enable();
@@ -451,6 +456,7 @@ fn reschedule(g: &mut SchedGuard) {
         let next_ptr = Arc::as_ptr(&next);
         next.set_state(State::Running);
         next.set_cpu(cpu as u32);
+        c.just_idle = next.is_idle() && next_ptr != prev_ptr;
         c.current = Some(next);
         if next_ptr == prev_ptr {
             // Nothing better was ready: keep running with a fresh slice.
