@@ -197,6 +197,14 @@ pub const SCALING: &[(&str, &str)] = &[
     ("port_wakeup_64", "port_wakeup_1"),
     ("channel_rt_1b@smp4", "channel_rt_1b"),
 ];
+/// Rows whose analogue does less work than they do, each with the Linux
+/// benchmark that does the same work, shown under the table as context (not
+/// a target): lbench's eventfd ping-pong runs between two threads of one
+/// process, our rows between two processes, so ours also switch address
+/// spaces; pipe_pingpong is Linux's own process-to-process round trip.
+pub const SAME_WORK: &[(&str, &str)] =
+    &[("eventpair_pingpong", "pipe_pingpong"), ("event_pingpong", "pipe_pingpong"), ("port_pingpong", "pipe_pingpong")];
+
 /// The most the largest case of a scaling row may cost relative to the smallest.
 pub const SCALING_LIMIT: f64 = 1.5;
 
@@ -257,6 +265,20 @@ impl Report {
                     _ => None,
                 };
                 (big.to_string(), small.to_string(), r)
+            })
+            .collect()
+    }
+
+    /// (ours, Linux's, ratio) of each [`SAME_WORK`] pair.
+    pub fn same_work(&self) -> Vec<(String, String, Option<f64>)> {
+        SAME_WORK
+            .iter()
+            .map(|(ours, linux)| {
+                let r = match (self.ours.median(ours), self.linux.median(linux)) {
+                    (Some(o), Some(l)) if l.ns > 0.0 && self.linux_unavailable.is_none() => Some(o.ns / l.ns),
+                    _ => None,
+                };
+                (ours.to_string(), linux.to_string(), r)
             })
             .collect()
     }
@@ -330,6 +352,11 @@ impl Report {
                 None => writeln!(out, "scaling {big} / {small}: not measured"),
             };
         }
+        for (ours, linux, r) in self.same_work() {
+            if let Some(r) = r {
+                let _ = writeln!(out, "between processes, {ours} / {linux}: {r:.2} (context, not a target)");
+            }
+        }
         out
     }
 
@@ -374,6 +401,20 @@ impl Report {
             })
             .collect();
         out.push_str(&scaling.join(",\n"));
+        out.push_str("\n  ],\n  \"between_processes\": [\n");
+        let same: Vec<String> = self
+            .same_work()
+            .iter()
+            .map(|(ours, linux, r)| {
+                format!(
+                    "    {{\"ours\": {}, \"linux\": {}, \"ratio\": {}}}",
+                    json_str(ours),
+                    json_str(linux),
+                    r.map_or("null".into(), |r| format!("{r:.4}"))
+                )
+            })
+            .collect();
+        out.push_str(&same.join(",\n"));
         out.push_str("\n  ],\n  \"samples\": {\"ours\": ");
         out.push_str(&samples_json(&self.ours));
         out.push_str(", \"linux\": ");
@@ -497,6 +538,25 @@ mod tests {
         }
         report.linux_unavailable = Some("build failed".into());
         assert!(report.table().contains("build failed"));
+    }
+
+    #[test]
+    fn cross_process_rows_get_linux_process_context() {
+        let mut report = Report::default();
+        report.ours.add(&parse_log("BENCH eventpair_pingpong iters=1 ns_per_op=30 tsc_per_op=1", ""));
+        report.linux.add(&parse_log("BENCH eventfd_pingpong iters=1 ns_per_op=15 tsc_per_op=1", ""));
+        report.linux.add(&parse_log("BENCH pipe_pingpong iters=1 ns_per_op=60 tsc_per_op=1", ""));
+        let rows = report.rows();
+        assert_eq!(rows[0].ratio(), Some(2.0), "the target stays against the issue's analogue");
+        let same = report.same_work();
+        assert_eq!(same[0], ("eventpair_pingpong".into(), "pipe_pingpong".into(), Some(0.5)));
+        assert_eq!(same[1].2, None, "event_pingpong was not measured");
+        assert!(report.table().contains("between processes, eventpair_pingpong / pipe_pingpong: 0.50"));
+        assert!(report
+            .json()
+            .contains("\"ours\": \"eventpair_pingpong\", \"linux\": \"pipe_pingpong\", \"ratio\": 0.5000"));
+        report.linux_unavailable = Some("no reference".into());
+        assert_eq!(report.same_work()[0].2, None);
     }
 
     #[test]
