@@ -68,6 +68,25 @@ pub struct Instruction {
     pub lock: bool,
 }
 
+impl Instruction {
+    /// The general register (0 = RAX ... 15 = R15, in encoding order) a
+    /// MOV to CR8 reads: `[REX.R] 0F 22 /r` naming control register 8, or
+    /// AMD's `F0 0F 22 /r` naming 0 (CR8 outside 64-bit mode). `None` for
+    /// any other instruction. MOV to a control register always takes a
+    /// register operand, whatever ModRM.mod says.
+    pub fn mov_to_cr8_source(&self) -> Option<usize> {
+        let modrm = self.modrm?;
+        if self.opcode != 0x0f22 {
+            return None;
+        }
+        let control = ((modrm >> 3) & 7) | if self.rex & 0x4 != 0 { 8 } else { 0 };
+        if control != 8 && !(self.lock && control == 0) {
+            return None;
+        }
+        Some(usize::from(modrm & 7) | if self.rex & 0x1 != 0 { 8 } else { 0 })
+    }
+}
+
 /// Why an instruction could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -97,6 +116,9 @@ enum Operands {
     /// Group 3 (F6/F7): an immediate only for TEST (/0 and /1).
     Group3Byte,
     Group3Full,
+    /// A ModRM that always names registers (MOV to or from a control or
+    /// debug register): no SIB or displacement, whatever its mod says.
+    ModRmRegisters,
 }
 
 fn one_byte(op: u8, mode: Mode) -> Option<Operands> {
@@ -137,6 +159,8 @@ fn two_byte(op: u8) -> Option<Operands> {
         0x10 | 0x11 | 0x28 | 0x29 | 0x2b => ModRm,
         // Hint NOPs and prefetches.
         0x0d | 0x18..=0x1f => ModRm,
+        // MOV from/to control and debug registers.
+        0x20..=0x23 => ModRmRegisters,
         0x40..=0x4f => ModRm,
         // MOVD/MOVQ, MOVQ/MOVDQA/MOVDQU.
         0x6e | 0x6f | 0x7e | 0x7f | 0xd6 | 0xe7 => ModRm,
@@ -241,10 +265,12 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Instruction, DecodeError> {
     if has_modrm {
         let m = c.next()?;
         modrm = Some(m);
-        skip_modrm_tail(&mut c, m, address_size == 2)?;
+        if !matches!(operands, Operands::ModRmRegisters) {
+            skip_modrm_tail(&mut c, m, address_size == 2)?;
+        }
     }
     let imm = match operands {
-        Operands::None | Operands::ModRm => 0,
+        Operands::None | Operands::ModRm | Operands::ModRmRegisters => 0,
         Operands::ModRmImm8 | Operands::Imm8 => 1,
         Operands::ModRmImmZ | Operands::ImmZ => immz,
         Operands::ImmV => usize::from(operand_size),
@@ -300,6 +326,26 @@ mod tests {
 
     fn len64(bytes: &[u8]) -> Result<u8, DecodeError> {
         decode(bytes, Mode::Bits64).map(|i| i.len)
+    }
+
+    #[test]
+    fn mov_to_cr8_names_its_source() {
+        let source = |bytes: &[u8], mode| decode(bytes, mode).ok().and_then(|i| i.mov_to_cr8_source());
+        // mov cr8, rax / mov cr8, r9 / mov cr8, rdx
+        assert_eq!(source(&[0x44, 0x0f, 0x22, 0xc0], Mode::Bits64), Some(0));
+        assert_eq!(source(&[0x45, 0x0f, 0x22, 0xc1], Mode::Bits64), Some(9));
+        assert_eq!(source(&[0x44, 0x0f, 0x22, 0xc2], Mode::Bits64), Some(2));
+        // lock mov cr0, ecx: AMD's CR8 form, also in 32-bit mode
+        assert_eq!(source(&[0xf0, 0x0f, 0x22, 0xc1], Mode::Bits32), Some(1));
+        // mov cr0, rax; mov cr3, rax; mov rax, cr8; mov cr0 with REX.R but not 8 (cr12 does not exist)
+        assert_eq!(source(&[0x0f, 0x22, 0xc0], Mode::Bits64), None);
+        assert_eq!(source(&[0x0f, 0x22, 0xd8], Mode::Bits64), None);
+        assert_eq!(source(&[0x44, 0x0f, 0x20, 0xc0], Mode::Bits64), None);
+        assert_eq!(source(&[0x44, 0x0f, 0x22, 0xe0], Mode::Bits64), None);
+        // a memory-looking ModRM still names a register, with no SIB or displacement
+        assert_eq!(source(&[0x44, 0x0f, 0x22, 0x03], Mode::Bits64), Some(3));
+        assert_eq!(len64(&[0x44, 0x0f, 0x22, 0x84, 0x90]), Ok(4));
+        assert_eq!(len64(&[0x0f, 0x20, 0xd8]), Ok(3));
     }
 
     #[test]

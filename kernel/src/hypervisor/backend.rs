@@ -74,6 +74,8 @@ pub enum Exit {
     Pause,
     /// XSETBV (3 bytes).
     Xsetbv,
+    /// MOV to CR8 (the task priority), not executed; RIP at it.
+    Cr8Write,
     /// An instruction with no effect to emulate (INVD), of this length.
     NoOp { len: u8 },
     /// VMMCALL (3 bytes).
@@ -185,6 +187,8 @@ pub trait VcpuBackend: Send {
     /// Asks for [`Exit::InterruptWindow`] as soon as the guest can take an
     /// external interrupt (or stops asking).
     fn set_interrupt_window(&mut self, on: bool);
+    /// Sets the guest's task priority (CR8, 0-15).
+    fn set_tpr(&mut self, tpr: u8);
     /// An MSR the backend keeps in hardware state; `None` if it is not one.
     fn read_msr(&self, msr: u32) -> Option<u64>;
     /// Writes such an MSR: `None` if it is not one, `Some(Err(()))` if the

@@ -725,6 +725,7 @@ impl Vcpu {
                     Ok(Some(PortPacket::new(0, 0, Payload::GuestMsr(access))))
                 }
             },
+            Exit::Cr8Write => self.cr8_write(backend),
             Exit::Xsetbv => {
                 if x86::xsetbv(backend).is_err() {
                     return self.raise(backend, 13, Some(0));
@@ -887,21 +888,48 @@ impl Vcpu {
     /// A MEM trap exit: fetches the instruction through the guest's page
     /// tables, moves RIP past it and builds the payload.
     fn mem_exit(&self, backend: &mut dyn VcpuBackend, gpa: u64) -> Result<PacketGuestMem, Status> {
-        let (cs_base, mode) = backend.code_segment();
-        let rip = backend.rip();
-        let linear = if mode == Mode::Bits64 { rip } else { cs_base.wrapping_add(rip) & 0xffff_ffff };
-        let (bytes, fetched) = self.fetch(backend, linear)?;
-        let inst = match x86decode::decode(&bytes[..fetched], mode) {
-            Ok(inst) => inst,
-            Err(DecodeError::TooLong) => return Err(Status::Internal),
-            Err(DecodeError::Truncated) => return Err(Status::OutOfRange),
-            Err(DecodeError::Unsupported(_)) => return Err(Status::NotSupported),
-        };
+        let (inst, bytes) = self.decode_at_rip(backend)?;
         let len = usize::from(inst.len);
         advance(backend, len as u64);
         let mut inst_buf = [0u8; X86_MAX_INST_LEN];
         inst_buf[..len].copy_from_slice(&bytes[..len]);
         Ok(PacketGuestMem { addr: gpa, inst_len: inst.len, inst_buf, reserved: 0 })
+    }
+
+    /// The instruction at RIP, decoded, and its bytes.
+    fn decode_at_rip(
+        &self,
+        backend: &dyn VcpuBackend,
+    ) -> Result<(x86decode::Instruction, [u8; X86_MAX_INST_LEN]), Status> {
+        let (cs_base, mode) = backend.code_segment();
+        let rip = backend.rip();
+        let linear = if mode == Mode::Bits64 { rip } else { cs_base.wrapping_add(rip) & 0xffff_ffff };
+        let (bytes, fetched) = self.fetch(backend, linear)?;
+        match x86decode::decode(&bytes[..fetched], mode) {
+            Ok(inst) => Ok((inst, bytes)),
+            Err(DecodeError::TooLong) => Err(Status::Internal),
+            Err(DecodeError::Truncated) => Err(Status::OutOfRange),
+            Err(DecodeError::Unsupported(_)) => Err(Status::NotSupported),
+        }
+    }
+
+    /// An intercepted MOV to CR8 (see the SVM backend): the source's value
+    /// becomes the task priority, as the CPU would have done; a value above
+    /// 15 is #GP.
+    fn cr8_write(&self, backend: &mut dyn VcpuBackend) -> Result<Option<PortPacket>, Status> {
+        let (inst, _) = self.decode_at_rip(backend)?;
+        // Something else at RIP: the guest rewrote its code under the exit.
+        let source = inst.mov_to_cr8_source().ok_or(Status::NotSupported)?;
+        let mut value = backend.gprs()[source];
+        if backend.code_segment().1 != Mode::Bits64 {
+            value &= 0xffff_ffff;
+        }
+        if value > 15 {
+            return self.raise(backend, 13, Some(0));
+        }
+        backend.set_tpr(value as u8);
+        advance(backend, u64::from(inst.len));
+        Ok(None)
     }
 
     /// Up to 15 instruction bytes at the linear address `linear`, through

@@ -3,7 +3,7 @@
 //! features the kernel does not virtualize, the hypervisor bit set), the
 //! MSRs the backend does not keep (APIC base, MTRRs and a few read-only
 //! ones; anything unknown is #GP unless an MSR trap hands it to the VMM),
-//! and XSETBV.
+//! XSETBV, and MOV to CR8 where the backend intercepts it.
 
 #![forbid(unsafe_code)]
 

@@ -898,26 +898,7 @@ fn code(rng: &mut Rng, ram_size: u64, traps: &[TrapPlan], window: u64, clean: bo
         c.extend_from_slice(&back.to_le_bytes());
     }
     c.truncate(CODE_SIZE);
-    avoid_cr8_writes(&mut c);
     c
-}
-
-/// QEMU 7.2's TCG aborts (`tcg_handle_interrupt: assertion failed:
-/// (qemu_mutex_iothread_locked())`) when a guest writes CR8 while the
-/// kernel has an interrupt window open (V_IRQ set): its CR8 path raises
-/// the virtual interrupt without the lock it asserts. Seed 1, run 21295
-/// (`44 0f 22 c0`, mov cr8, rax, with vector 83 pending) took the whole
-/// machine down, and run 95xxx another way (LOCK `0f 22`, AMD's
-/// alternative CR8 encoding). Until the kernel intercepts CR8 writes
-/// itself, the fuzzer turns a REX.R or LOCK prefix before `0f 22` into a
-/// NOP (a CR0-CR7 write remains).
-fn avoid_cr8_writes(code: &mut [u8]) {
-    for i in 0..code.len().saturating_sub(2) {
-        // REX.R (mov cr8) or LOCK (AMD's alternative encoding of CR8).
-        if (code[i] & 0xf4 == 0x44 || code[i] == 0xf0) && code[i + 1] == 0x0f && code[i + 2] == 0x22 {
-            code[i] = 0x90;
-        }
-    }
 }
 
 extern "C" fn vcpu_thread(args: usize, _: usize) -> ! {

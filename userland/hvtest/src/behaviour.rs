@@ -391,6 +391,23 @@ fn interrupt_taken_at_once_when_if_set() -> Outcome {
     Ok(())
 }
 
+/// MOV to CR8 with an interrupt window open (a vector waits for IF): the
+/// kernel intercepts and emulates it, where QEMU's own emulation aborted
+/// the whole machine. Both encodings set the priority CR8 reads back, and
+/// a value above 15 is #GP.
+fn cr8_write_with_interrupt_window_open() -> Outcome {
+    let m = machine(guests::cr8())?;
+    let v = m.vcpu()?;
+    expect_eq!(port_of(next(&v)?).0, 0x80);
+    ok!(v.interrupt(0x40));
+    expect_eq!(port_of(next(&v)?), (0x81, 9));
+    expect_eq!(port_of(next(&v)?), (0x81, 5));
+    expect_eq!(port_of(next(&v)?), (0x81, 0x40));
+    expect_eq!(port_of(next(&v)?).0, 0x82);
+    expect_eq!(port_of(next(&v)?), (0x81, 13));
+    Ok(())
+}
+
 /// A MEM trap on the page directory: the CPU itself faults on it while
 /// walking the guest's page tables to fetch the next instruction. That is
 /// no instruction's own access, so `vcpu_resume` gives NOT_SUPPORTED (an
@@ -477,6 +494,7 @@ cases![
     interrupt_nmi_before_external,
     interrupt_same_vector_twice_is_one,
     interrupt_taken_at_once_when_if_set,
+    cr8_write_with_interrupt_window_open,
     page_walk_through_trapped_page_is_unhandled,
     sse_state_preserved_across_exits,
     vcpu_outlives_guest_handle,

@@ -219,6 +219,40 @@ hv_irq:
     REPORT_HANDLER hv_irq_h50, 0x50
 hv_irq_end:
 
+    # CR8: ready on 0x80 (IF=0), then MOV CR8 of 9 through R9 and of 5
+    # through the LOCK form, each read back and reported on 0x81; CR8 back
+    # to 0, STI (vector 0x40 reports), 0x82. Then CR8 = 16: #GP (13)
+    # reports, and the handler spins.
+    .globl hv_cr8, hv_cr8_end
+hv_cr8:
+        GATE    0x40, hv_cr8_h40
+        GATE    13, hv_cr8_h13
+        lidt    0x5000
+        out     %al, $0x80
+        mov     $9, %r9d
+        mov     %r9, %cr8
+        mov     %cr8, %rax
+        out     %eax, $0x81
+        mov     $5, %ecx
+        .byte   0xf0, 0x0f, 0x22, 0xc1
+        mov     %cr8, %rax
+        out     %eax, $0x81
+        xor     %eax, %eax
+        mov     %rax, %cr8
+        sti
+        nop
+        out     %al, $0x82
+        mov     $16, %eax
+        mov     %rax, %cr8
+        out     %al, $0x83
+2:      jmp     2b
+    REPORT_HANDLER hv_cr8_h40, 0x40
+hv_cr8_h13:
+        mov     $13, %eax
+        out     %eax, $0x81
+2:      jmp     2b
+hv_cr8_end:
+
     # Interrupts on, spinning in guest mode: vector 0x40 reports.
     .globl hv_kick, hv_kick_end
 hv_kick:
@@ -533,6 +567,7 @@ snippets! {
     halt => hv_halt, hv_halt_end;
     irq => hv_irq, hv_irq_end;
     kick => hv_kick, hv_kick_end;
+    cr8 => hv_cr8, hv_cr8_end;
     sse => hv_sse, hv_sse_end;
     triple => hv_triple, hv_triple_end;
     system => hv_system, hv_system_end;

@@ -20,8 +20,9 @@
 //! - **Intercepts**: physical INTR/NMI/INIT, CPUID, HLT, PAUSE, INVD, all
 //!   I/O ports and MSRs (bitmaps of ones), shutdown, XSETBV, the SVM
 //!   instructions, VMMCALL, MONITOR/MWAIT, #MC, and the exception vectors
-//!   the guest's EXCEPTION traps name (set before every entry). CR accesses are not
-//!   intercepted: with nested paging the guest owns its CR0/CR3/CR4.
+//!   the guest's EXCEPTION traps name (set before every entry), and CR8
+//!   writes (emulated: a QEMU bug). Other CR accesses are not intercepted:
+//!   with nested paging the guest owns its CR0/CR3/CR4.
 //! - **Events**: one per entry through EVENTINJ; an event whose delivery an
 //!   exit interrupted (EXITINTINFO) is re-injected first. Interrupt windows
 //!   use V_IRQ with VINTR intercepted.
@@ -57,6 +58,7 @@ const EFER_SVME: u64 = 1 << 12;
 const VM_CR_SVMDIS: u64 = 1 << 4;
 
 // Exit codes.
+const EXIT_CR8_WRITE: u64 = 0x18;
 const EXIT_EXCP_BASE: u64 = 0x40;
 const EXIT_EXCP_MC: u64 = 0x52;
 const EXIT_EXCP_LAST: u64 = 0x5f;
@@ -83,6 +85,8 @@ const EXIT_NPF: u64 = 0x400;
 const EXIT_INVALID: u64 = u64::MAX;
 
 // Intercept bits.
+/// Writes to CR8: see [`SvmVcpu::new`].
+const CR_WRITE_CR8: u32 = 1 << (16 + 8);
 const MISC1_INTR: u32 = 1 << 0;
 const MISC1_NMI: u32 = 1 << 1;
 const MISC1_INIT: u32 = 1 << 3;
@@ -101,6 +105,7 @@ const MISC2_ALL: u32 = 0x7f | (1 << 10) | (1 << 11) | (1 << 13);
 /// #MC always exits: a machine check is the host's.
 const INTERCEPT_MC: u32 = 1 << 18;
 
+const V_TPR: u64 = 0xf;
 const V_IRQ: u64 = 1 << 8;
 const V_IGN_TPR: u64 = 1 << 20;
 const V_INTR_MASKING: u64 = 1 << 24;
@@ -361,7 +366,12 @@ impl SvmVcpu {
         let mut vmcb = Page::new().ok_or(Status::NoMemory)?;
         let guest_fpu = FpuState::try_new().ok_or(Status::NoMemory)?;
         let host_fpu = FpuState::try_new().ok_or(Status::NoMemory)?;
-        // Control area.
+        // Control area. CR8 writes are emulated (the guest's TPR is V_TPR
+        // either way, with V_INTR_MASKING): QEMU 7.2's emulator, executing
+        // one itself while V_IRQ is pending (an interrupt window we asked
+        // for), raises an interrupt without its global lock and aborts the
+        // whole machine.
+        vmcb.write32(vmcb::INTERCEPT_CR, CR_WRITE_CR8);
         vmcb.write32(vmcb::INTERCEPT_EXCEPTIONS, INTERCEPT_MC);
         vmcb.write32(
             vmcb::INTERCEPT_MISC1,
@@ -478,6 +488,7 @@ impl SvmVcpu {
             EXIT_VMMCALL => Exit::Vmcall,
             EXIT_VMRUN..=EXIT_SKINIT | EXIT_MONITOR..=EXIT_MWAIT_COND => Exit::Undefined,
             EXIT_XSETBV => Exit::Xsetbv,
+            EXIT_CR8_WRITE => Exit::Cr8Write,
             EXIT_NPF => {
                 let walk = info1 & NPF_GUEST_PAGE_WALK != 0;
                 let delivering = self.vmcb.read64(vmcb::EXIT_INT_INFO) & EVENT_VALID != 0;
@@ -743,6 +754,11 @@ impl VcpuBackend for SvmVcpu {
 
     fn set_cr2(&mut self, cr2: u64) {
         self.vmcb.write64(vmcb::CR2, cr2);
+    }
+
+    fn set_tpr(&mut self, tpr: u8) {
+        let v_intr = self.vmcb.read64(vmcb::V_INTR) & !V_TPR;
+        self.vmcb.write64(vmcb::V_INTR, v_intr | (u64::from(tpr) & V_TPR));
     }
 
     fn set_interrupt_window(&mut self, on: bool) {

@@ -6,6 +6,8 @@
 use crate::mm::{frame, phys_to_virt};
 
 // Control area.
+/// CR reads in bits 0-15, CR writes in bits 16-31.
+pub const INTERCEPT_CR: usize = 0x000;
 pub const INTERCEPT_EXCEPTIONS: usize = 0x008;
 pub const INTERCEPT_MISC1: usize = 0x00c;
 pub const INTERCEPT_MISC2: usize = 0x010;
