@@ -251,28 +251,67 @@ fn fuzz_long_fault_injection() {
     fuzz.run_and_check();
 }
 
-/// One guest-fuzzer boot (`fuzz.mode=guest`, etc/guest-fuzz.rc): `runs` guest runs from `seed`.
-struct GuestFuzz {
+/// What tells the guest and the Hyper-V fuzzer boots apart.
+struct Mode {
+    /// `fuzz.mode=`; the fuzzer's log lines start with `{mode}-fuzz: `.
+    mode: &'static str,
+    /// The init manifest.
+    rc: &'static str,
+    /// The command-line key of the amount of work (`fuzz.runs`, `fuzz.iters`).
+    count_key: &'static str,
+    /// Units of work a second to allow for under TCG, beyond two minutes.
+    per_second: u64,
+    /// Lines the log must hold for a pass, besides `{mode}-fuzz: PASS`.
+    must_log: &'static [&'static str],
+    /// Substrings of the fuzzer's lines echoed after a pass.
+    summary: &'static [&'static str],
+}
+
+/// Random guest code against random traps (etc/guest-fuzz.rc). A run takes a few
+/// milliseconds of TCG time, a killed one 40 ms more.
+const GUEST: Mode = Mode {
+    mode: "guest",
+    rc: "etc/guest-fuzz.rc",
+    count_key: "runs",
+    per_second: 20,
+    must_log: &["bin/fuzz: kernel counts back to baseline"],
+    summary: &["PASS", "exits:"],
+};
+
+/// The personality server as a service and `bin/fuzz` as its root client
+/// (etc/hyperv-fuzz.rc): some thousands of steps a second. The client disconnects before
+/// it exits, so the server must have freed everything.
+const HYPERV: Mode = Mode {
+    mode: "hyperv",
+    rc: "etc/hyperv-fuzz.rc",
+    count_key: "iters",
+    per_second: 200,
+    must_log: &["bin/fuzz: kernel counts back to baseline", "init: services: kernel counts back to baseline"],
+    summary: &["PASS", "calls="],
+};
+
+/// One boot of the guest or the Hyper-V fuzzer: `count` units of work from `seed`.
+struct ModeFuzz {
     name: String,
+    mode: &'static Mode,
     smp: u32,
     seed: u64,
-    runs: u64,
+    count: u64,
     extra: Vec<String>,
 }
 
-impl GuestFuzz {
+impl ModeFuzz {
     fn run_and_check(&self) -> Outcome {
-        let mut cmdline = format!(
-            "init.rc=etc/guest-fuzz.rc panic=exit fuzz.mode=guest fuzz.seed={} fuzz.runs={}",
-            self.seed, self.runs
-        );
+        let Mode { mode, rc, count_key, per_second, must_log, summary } = self.mode;
+        let prefix = format!("{mode}-fuzz: ");
+        let mut cmdline =
+            format!("init.rc={rc} panic=exit fuzz.mode={mode} fuzz.seed={} fuzz.{count_key}={}", self.seed, self.count);
         for word in &self.extra {
             cmdline.push(' ');
             cmdline.push_str(word);
         }
-        // A run takes a few milliseconds of TCG time, a killed one 40 ms more.
-        let timeout = Duration::from_secs(120 + self.runs / 20);
-        println!("guest-fuzz: booting {} (-smp {}): {cmdline}", self.name, self.smp);
+        let timeout = Duration::from_secs(120 + self.count / per_second);
+        println!("{prefix}booting {} (-smp {}): {cmdline}", self.name, self.smp);
         let outcome = Run::new(kernel())
             .name(&self.name)
             .boot_path(BootPath::Pvh)
@@ -289,13 +328,14 @@ impl GuestFuzz {
             if outcome.kind != OutcomeKind::PowerOff {
                 return Err(format!("expected init's power-off, got {}", outcome.kind));
             }
-            if let Some(fail) = outcome.lines_with("guest-fuzz: FAIL").next() {
-                return Err(format!("the guest fuzzer failed: {}", fail.trim()));
+            if let Some(fail) = outcome.lines_with(&format!("{prefix}FAIL")).next() {
+                return Err(format!("the {mode} fuzzer failed: {}", fail.trim()));
             }
             if let Some(leak) = outcome.lines_with("init: LEAK").next() {
                 return Err(format!("init found a leak: {}", leak.trim()));
             }
-            for line in ["guest-fuzz: PASS", "bin/fuzz: kernel counts back to baseline"] {
+            let pass = format!("{prefix}PASS");
+            for line in core::iter::once(pass.as_str()).chain(must_log.iter().copied()) {
                 if !outcome.log.contains(line) {
                     return Err(format!("no `{line}` in the log"));
                 }
@@ -305,7 +345,7 @@ impl GuestFuzz {
         if let Err(why) = verdict() {
             panic!("{}: {why}\n{}{}", self.name, outcome.report(), outcome.details());
         }
-        for line in outcome.lines_with("guest-fuzz: ").filter(|l| l.contains("PASS") || l.contains("exits:")) {
+        for line in outcome.lines_with(&prefix).filter(|l| summary.iter().any(|s| l.contains(s))) {
             println!("{}: {}", self.name, line.trim());
         }
         outcome
@@ -316,7 +356,8 @@ impl GuestFuzz {
 /// back to baseline every 100 runs.
 #[test]
 fn guest_fuzz_short() {
-    GuestFuzz { name: "guest-fuzz-short".into(), smp: 2, seed: 1, runs: 800, extra: Vec::new() }.run_and_check();
+    ModeFuzz { name: "guest-fuzz-short".into(), mode: &GUEST, smp: 2, seed: 1, count: 800, extra: Vec::new() }
+        .run_and_check();
 }
 
 /// `make fuzz` / `make fuzz-guest`: `FUZZ_GUEST_RUNS` runs from `FUZZ_SEED` (`FUZZ_FIRST`,
@@ -324,11 +365,12 @@ fn guest_fuzz_short() {
 #[test]
 #[ignore = "long; run by `make fuzz`"]
 fn guest_fuzz_long() {
-    let mut fuzz = GuestFuzz {
+    let mut fuzz = ModeFuzz {
         name: "guest-fuzz-long".into(),
+        mode: &GUEST,
         smp: env_u64("FUZZ_SMP", 2) as u32,
         seed: env_u64("FUZZ_SEED", 1),
-        runs: env_u64("FUZZ_GUEST_RUNS", 100_000),
+        count: env_u64("FUZZ_GUEST_RUNS", 100_000),
         extra: Vec::new(),
     };
     for (var, key) in [("FUZZ_FIRST", "first"), ("FUZZ_TRACE", "trace")] {
@@ -341,79 +383,13 @@ fn guest_fuzz_long() {
     fuzz.run_and_check();
 }
 
-/// One Hyper-V fuzzer boot (`fuzz.mode=hyperv`, etc/hyperv-fuzz.rc: the personality server as
-/// a service and `bin/fuzz` as its root client): `iters` steps from `seed`.
-struct HypervFuzz {
-    name: String,
-    smp: u32,
-    seed: u64,
-    iters: u64,
-    extra: Vec<String>,
-}
-
-impl HypervFuzz {
-    fn run_and_check(&self) -> Outcome {
-        let mut cmdline = format!(
-            "init.rc=etc/hyperv-fuzz.rc panic=exit fuzz.mode=hyperv fuzz.seed={} fuzz.iters={}",
-            self.seed, self.iters
-        );
-        for word in &self.extra {
-            cmdline.push(' ');
-            cmdline.push_str(word);
-        }
-        // Some thousands of steps a second under TCG; leave room.
-        let timeout = Duration::from_secs(120 + self.iters / 200);
-        println!("hyperv-fuzz: booting {} (-smp {}): {cmdline}", self.name, self.smp);
-        let outcome = Run::new(kernel())
-            .name(&self.name)
-            .boot_path(BootPath::Pvh)
-            .smp(self.smp)
-            .module(Some(bootfs()))
-            .cmdline(cmdline)
-            .timeout(timeout)
-            .run()
-            .unwrap_or_else(|e| panic!("{}: could not run QEMU: {e:#}", self.name));
-        let verdict = || -> Result<(), String> {
-            if outcome.log.contains(PANIC_MARKER) || outcome.kind == OutcomeKind::KernelPanic {
-                return Err(String::from("the kernel panicked"));
-            }
-            if outcome.kind != OutcomeKind::PowerOff {
-                return Err(format!("expected init's power-off, got {}", outcome.kind));
-            }
-            if let Some(fail) = outcome.lines_with("hyperv-fuzz: FAIL").next() {
-                return Err(format!("the Hyper-V fuzzer failed: {}", fail.trim()));
-            }
-            if let Some(leak) = outcome.lines_with("init: LEAK").next() {
-                return Err(format!("init found a leak: {}", leak.trim()));
-            }
-            // The client disconnected before it exited: the server must have freed everything.
-            for line in [
-                "hyperv-fuzz: PASS",
-                "bin/fuzz: kernel counts back to baseline",
-                "init: services: kernel counts back to baseline",
-            ] {
-                if !outcome.log.contains(line) {
-                    return Err(format!("no `{line}` in the log"));
-                }
-            }
-            Ok(())
-        };
-        if let Err(why) = verdict() {
-            panic!("{}: {why}\n{}{}", self.name, outcome.report(), outcome.details());
-        }
-        for line in outcome.lines_with("hyperv-fuzz: ").filter(|l| l.contains("PASS") || l.contains("calls=")) {
-            println!("{}: {}", self.name, line.trim());
-        }
-        outcome
-    }
-}
-
 /// A short Hyper-V round: random root hypercalls, children whose guests issue random
 /// hypercalls and MSR/CPUID accesses, a ping after every batch, the server's objects freed
 /// after the client disconnects.
 #[test]
 fn hyperv_fuzz_short() {
-    HypervFuzz { name: "hyperv-fuzz-short".into(), smp: 2, seed: 1, iters: 20_000, extra: Vec::new() }.run_and_check();
+    ModeFuzz { name: "hyperv-fuzz-short".into(), mode: &HYPERV, smp: 2, seed: 1, count: 20_000, extra: Vec::new() }
+        .run_and_check();
 }
 
 /// `make fuzz` / `make fuzz-hyperv`: `FUZZ_HV_ITERS` steps from `FUZZ_SEED` (`FUZZ_TRACE=1`
@@ -421,11 +397,12 @@ fn hyperv_fuzz_short() {
 #[test]
 #[ignore = "long; run by `make fuzz`"]
 fn hyperv_fuzz_long() {
-    let mut fuzz = HypervFuzz {
+    let mut fuzz = ModeFuzz {
         name: "hyperv-fuzz-long".into(),
+        mode: &HYPERV,
         smp: env_u64("FUZZ_SMP", 2) as u32,
         seed: env_u64("FUZZ_SEED", 1),
-        iters: env_u64("FUZZ_HV_ITERS", 800_000),
+        count: env_u64("FUZZ_HV_ITERS", 800_000),
         extra: Vec::new(),
     };
     if let Ok(value) = std::env::var("FUZZ_TRACE") {
