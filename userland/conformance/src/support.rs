@@ -2,14 +2,12 @@
 //! ([`spawn`]), and short ways to read a handle's record and signals.
 
 use alloc::string::String;
-use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use mx::sys::*;
-use mx::{Handle, Signals, Status, Thread, Vmar, Vmo};
+use mx::{Handle, Signals, Status, Thread};
 use mx_abi::object::{InfoHandleBasic, InfoKernelCounts};
 use mx_abi::types::mx_handle_t;
-use mx_abi::VmFlags;
 
 use crate::util::{after, PAST};
 
@@ -30,97 +28,31 @@ pub fn process_self() -> mx_handle_t {
     }
 }
 
-/// Bytes of each helper thread's stack.
-const STACK_SIZE: usize = 64 * 1024;
+/// A helper thread ([`mxrt::thread`]); dropping it joins it (killing it
+/// after a second).
+pub struct Spawned<'a>(mxrt::thread::Spawned<'a>);
 
-/// A thread started by [`spawn`]. Dropping it joins it: it is given a
-/// moment to end by itself, then killed (a case that failed early may
-/// leave it blocked), and its stack is unmapped.
-pub struct Spawned<'a> {
-    thread: Option<Thread>,
-    vmar: Vmar,
-    stack: usize,
-    _data: PhantomData<&'a ()>,
-}
-
-extern "C" fn trampoline<T: Sync>(f: usize, data: usize) -> ! {
-    // SAFETY: `spawn` passes a `fn(&T)` and a `&T` that outlives the thread
-    // (the `Spawned` borrowing it joins the thread before it goes).
-    unsafe {
-        let f: fn(&T) = core::mem::transmute::<usize, fn(&T)>(f);
-        f(&*(data as *const T));
-        mx_thread_exit()
-    }
-}
-
-/// Runs `f(data)` on a new thread of this process (`mx_thread_create`,
-/// `mx_thread_start`, a 64 KiB stack VMO mapped in the root VMAR); the
-/// thread ends with `mx_thread_exit`.
+/// Runs `f(data)` on a new thread of this process.
 pub fn spawn<'a, T: Sync>(f: fn(&T), data: &'a T) -> Result<Spawned<'a>, String> {
-    let vmar = mxrt::vmar_root().ok_or_else(|| String::from("no root VMAR"))?;
-    let vmo = Vmo::create(STACK_SIZE as u64).map_err(|s| alloc::format!("stack vmo: {s:?}"))?;
-    let stack = vmar
-        .map(0, &vmo, 0, STACK_SIZE, VmFlags::PERM_READ | VmFlags::PERM_WRITE)
-        .map_err(|s| alloc::format!("stack map: {s:?}"))?;
-    drop(vmo);
-    let mut spawned = Spawned { thread: None, vmar, stack, _data: PhantomData };
-    let name = b"conformance-helper";
-    let mut raw = 0;
-    // SAFETY: the name and the out-pointer are valid.
-    let status = unsafe { mx_thread_create(process_self(), name.as_ptr().cast(), name.len() as u32, 0, &mut raw) };
-    if status != 0 {
-        return Err(alloc::format!("mx_thread_create: {:?}", Status::try_from(status)));
-    }
-    let thread = Thread::from_handle(Handle::from_raw(raw));
-    // The entry sees the stack as a call would leave it: rsp + 8 16-aligned.
-    let top = stack + STACK_SIZE - 8;
-    let entry = trampoline::<T> as extern "C" fn(usize, usize) -> ! as usize;
-    let start = thread.start(entry, top, f as usize, data as *const T as usize);
-    spawned.thread = Some(thread);
-    start.map_err(|s| alloc::format!("mx_thread_start: {s:?}"))?;
-    Ok(spawned)
+    // Borrowed: the suite keeps its process handle for the whole run.
+    let me = core::mem::ManuallyDrop::new(Handle::from_raw(process_self()));
+    mxrt::thread::spawn(&me, "conformance-helper", f, data)
+        .map(Spawned)
+        .map_err(|(what, s)| alloc::format!("{what}: {s:?}"))
 }
 
 impl Spawned<'_> {
     /// The thread's handle.
     pub fn thread(&self) -> &Thread {
-        self.thread.as_ref().expect("spawned thread")
+        self.0.thread()
     }
 
     /// Waits up to a second for the thread to end by itself.
     pub fn join(mut self) -> Result<(), String> {
-        let ended = self.finish(1_000_000_000);
-        if ended {
+        if self.0.finish(1_000_000_000) {
             Ok(())
         } else {
             Err(String::from("helper thread did not end within 1 s (killed)"))
-        }
-    }
-
-    /// Waits until `timeout_ns` for the thread, then kills it; unmaps the
-    /// stack. Returns whether it ended by itself.
-    fn finish(&mut self, timeout_ns: u64) -> bool {
-        let Some(thread) = self.thread.take() else { return true };
-        let ended = thread.handle().wait_one(Signals::THREAD_TERMINATED, after(timeout_ns)).is_ok();
-        if !ended {
-            // SAFETY: no pointers.
-            let _ = unsafe { mx_task_kill(thread.raw()) };
-            let _ = thread.handle().wait_one(Signals::THREAD_TERMINATED, u64::MAX);
-        }
-        // SAFETY: the thread is gone; nothing uses its stack any more.
-        let _ = unsafe { self.vmar.unmap(self.stack, STACK_SIZE) };
-        ended
-    }
-}
-
-impl Drop for Spawned<'_> {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.finish(1_000_000_000);
-        } else {
-            // A failed start: only the stack to release.
-            // SAFETY: no thread ever ran on it.
-            let _ = unsafe { self.vmar.unmap(self.stack, STACK_SIZE) };
         }
     }
 }

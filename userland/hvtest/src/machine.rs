@@ -9,13 +9,11 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use mx::hypervisor::{Exit, Guest, Vcpu};
-use mx::{Handle, Resource, Signals, Status, Thread, Vmar, Vmo};
+use mx::{Handle, Resource, Status, Thread, Vmo};
 use mx_abi::types::mx_handle_t;
-use mx_abi::VmFlags;
 
 use crate::harness::Failure;
 
@@ -265,63 +263,26 @@ pub fn with_rights(raw: mx_handle_t, rights: u32) -> Result<Handle, Failure> {
 
 // ------------------------------------------------------------ threads
 
-const STACK_SIZE: usize = 64 * 1024;
-
-/// A helper thread; dropping it joins it (killing it after a second).
-pub struct Spawned<'a> {
-    thread: Option<Thread>,
-    vmar: Vmar,
-    stack: usize,
-    _data: PhantomData<&'a ()>,
-}
-
-extern "C" fn trampoline<T: Sync>(f: usize, data: usize) -> ! {
-    unsafe {
-        let f: fn(&T) = core::mem::transmute::<usize, fn(&T)>(f);
-        f(&*(data as *const T));
-        mx::sys::mx_thread_exit()
-    }
-}
+/// A helper thread ([`mxrt::thread`]); dropping it joins it (killing it
+/// after a second).
+pub struct Spawned<'a>(mxrt::thread::Spawned<'a>);
 
 /// Runs `f(data)` on a new thread of this process.
 pub fn spawn<'a, T: Sync>(f: fn(&T), data: &'a T) -> Result<Spawned<'a>, Failure> {
-    let vmar = mxrt::vmar_root().ok_or("no root VMAR")?;
-    let vmo = Vmo::create(STACK_SIZE as u64).map_err(st("stack vmo"))?;
-    let stack = vmar.map(0, &vmo, 0, STACK_SIZE, VmFlags::PERM_READ | VmFlags::PERM_WRITE).map_err(st("stack map"))?;
-    drop(vmo);
-    let mut spawned = Spawned { thread: None, vmar, stack, _data: PhantomData };
-    let name = b"hvtest-helper";
-    let mut raw = 0;
-    let status = unsafe {
-        mx::sys::mx_thread_create(
-            PROCESS_SELF.load(Ordering::Acquire),
-            name.as_ptr().cast(),
-            name.len() as u32,
-            0,
-            &mut raw,
-        )
-    };
-    if status != 0 {
-        return Err(Failure::Fail(alloc::format!("mx_thread_create: {:?}", Status::try_from(status))));
-    }
-    let thread = Thread::from_handle(Handle::from_raw(raw));
-    let top = stack + STACK_SIZE - 8;
-    let entry = trampoline::<T> as extern "C" fn(usize, usize) -> ! as usize;
-    let start = thread.start(entry, top, f as usize, data as *const T as usize);
-    spawned.thread = Some(thread);
-    start.map_err(st("mx_thread_start"))?;
-    Ok(spawned)
+    // Borrowed: hvtest keeps its process handle for the whole run.
+    let me = core::mem::ManuallyDrop::new(Handle::from_raw(PROCESS_SELF.load(Ordering::Acquire)));
+    mxrt::thread::spawn(&me, "hvtest-helper", f, data).map(Spawned).map_err(|(what, s)| st(what)(s))
 }
 
 impl Spawned<'_> {
     /// The thread.
     pub fn thread(&self) -> &Thread {
-        self.thread.as_ref().expect("spawned thread")
+        self.0.thread()
     }
 
     /// Waits up to `timeout_ns` for the thread to end by itself.
     pub fn join_within(mut self, timeout_ns: u64) -> Result<(), Failure> {
-        if self.finish(timeout_ns) {
+        if self.0.finish(timeout_ns) {
             Ok(())
         } else {
             Err(Failure::Fail(alloc::format!(
@@ -336,34 +297,9 @@ impl Spawned<'_> {
         self.join_within(5_000_000_000)
     }
 
-    /// Kills the thread and waits for it.
+    /// Kills the thread (dropping it then waits for it).
     pub fn kill(&self) -> Result<(), Failure> {
-        let status = unsafe { mx::sys::mx_task_kill(self.thread().raw()) };
-        if status != 0 {
-            return Err(Failure::Fail(alloc::format!("mx_task_kill: {:?}", Status::try_from(status))));
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, timeout_ns: u64) -> bool {
-        let Some(thread) = self.thread.take() else { return true };
-        let ended = thread.handle().wait_one(Signals::THREAD_TERMINATED, after(timeout_ns)).is_ok();
-        if !ended {
-            let _ = unsafe { mx::sys::mx_task_kill(thread.raw()) };
-            let _ = thread.handle().wait_one(Signals::THREAD_TERMINATED, u64::MAX);
-        }
-        let _ = unsafe { self.vmar.unmap(self.stack, STACK_SIZE) };
-        ended
-    }
-}
-
-impl Drop for Spawned<'_> {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.finish(1_000_000_000);
-        } else {
-            let _ = unsafe { self.vmar.unmap(self.stack, STACK_SIZE) };
-        }
+        self.0.kill().map_err(st("mx_task_kill"))
     }
 }
 

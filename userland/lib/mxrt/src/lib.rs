@@ -29,6 +29,7 @@ extern crate alloc;
 pub mod heap;
 pub mod log;
 pub mod startup;
+pub mod thread;
 
 pub use startup::{args, environ, take_handle, vmar_root};
 
