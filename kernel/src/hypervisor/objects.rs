@@ -27,6 +27,7 @@ use mx_abi::{
 };
 
 const PAGE_SIZE: u64 = 4096;
+const RFLAGS_IF: u64 = 1 << 9;
 
 // The pool size the header documents is the one the port implements.
 const _: () = assert!(kcore::port::TRAP_POOL_SIZE as u64 == mx_abi::GUEST_TRAP_POOL_SIZE);
@@ -364,10 +365,6 @@ struct Events {
 }
 
 impl Events {
-    fn any(&self) -> bool {
-        self.nmi || self.exceptions != 0 || self.external.iter().any(|&w| w != 0)
-    }
-
     fn has_external(&self) -> bool {
         self.external.iter().any(|&w| w != 0)
     }
@@ -609,6 +606,9 @@ impl Vcpu {
             if crate::sched::with_current(|t| t.is_killed()) {
                 return Err(Status::Canceled);
             }
+            // Exits handled here (CPUID, MSRs, windows) can come in a tight
+            // loop that never blocks.
+            crate::sched::preempt_point();
             self.prepare_events(hw.backend.as_mut());
             hw.backend.set_exception_intercepts(self.guest.trapped_exceptions.load(Ordering::SeqCst));
             let exit = hw.backend.enter(&self.run)?;
@@ -735,7 +735,7 @@ impl Vcpu {
             }
             Exit::Hlt => {
                 advance(backend, 1);
-                self.halt().map(|()| None)
+                self.halt(backend.rflags() & RFLAGS_IF != 0).map(|()| None)
             }
             Exit::Pause => {
                 advance(backend, 2);
@@ -844,10 +844,14 @@ impl Vcpu {
 
     /// Blocks the VCPU's thread in HLT until an event is pending.
     /// `CANCELED` if the thread is killed meanwhile.
-    fn halt(&self) -> Result<(), Status> {
+    /// A HLT: waits until an event the guest takes is pending (an NMI or
+    /// exception, or an external interrupt if `interrupts_on`: with IF
+    /// clear the CPU stays halted, and waking on one the guest cannot take
+    /// made `resume` spin on HLT exits).
+    fn halt(&self, interrupts_on: bool) -> Result<(), Status> {
         loop {
             let events = self.events.lock();
-            if events.any() {
+            if events.nmi || events.exceptions != 0 || (interrupts_on && events.has_external()) {
                 return Ok(());
             }
             if self.halted.block(events, INFINITE) == WakeReason::Interrupted {

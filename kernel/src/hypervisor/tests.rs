@@ -334,15 +334,20 @@ ktest!(hypervisor_cpuid_and_msrs_in_kernel, || {
     })
 });
 
-// hlt; mov al,1; out 0x80,al; 1: hlt; jmp 1b
-const HLT_CODE: &[u8] = &[0xf4, 0xb0, 0x01, 0xe6, 0x80, 0xf4, 0xeb, 0xfd];
+// lidt [0x5000]; sti; hlt; mov al,1; out 0x80,al; 1: hlt; jmp 1b
+const HLT_CODE: &[u8] =
+    &[0x0f, 0x01, 0x1c, 0x25, 0x00, 0x50, 0x00, 0x00, 0xfb, 0xf4, 0xb0, 0x01, 0xe6, 0x80, 0xf4, 0xeb, 0xfd];
 
 ktest!(hypervisor_hlt_wakes_on_interrupt, || {
     if skip() {
         return Ok(());
     }
     on_vcpu_thread("hv-hlt", || {
-        let (_guest, vcpu) = machine(HLT_CODE)?;
+        // Interrupts on: an external interrupt ends the HLT (with IF clear
+        // it would not: hvtest's hlt_with_interrupts_off_ignores_interrupts).
+        let vmo = guest_memory(HLT_CODE)?;
+        install_idt(&vmo, &[32], &[])?;
+        let (_guest, vcpu) = machine_with(vmo)?;
         let waker_vcpu = vcpu.clone();
         sched::spawn_kernel_thread("hv-waker", sched::PRIORITY_DEFAULT, move || {
             sleep_ms(30);
@@ -350,9 +355,10 @@ ktest!(hypervisor_hlt_wakes_on_interrupt, || {
         })
         .map_err(st("spawn"))?;
         let start = crate::time::now_ns();
-        expect_io(&vcpu, 0x80, 1, false, 1, 5)?;
+        expect_out8(&vcpu, 0x81, 32)?;
         let waited = crate::time::now_ns() - start;
         kassert!(waited >= 20_000_000, "HLT returned after {waited} ns");
+        expect_io(&vcpu, 0x80, 1, false, 1, 14)?;
         kassert!(vcpu.interrupt(256) == Err(Status::OutOfRange));
         Ok(())
     })

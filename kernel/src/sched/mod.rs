@@ -73,7 +73,7 @@ use crate::arch::x86::{context, fpu, gdt, ipi, timer, trap};
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use intrusive_collections::{
     intrusive_adapter, KeyAdapter, LinkedList, LinkedListAtomicLink, RBTree, RBTreeAtomicLink,
 };
@@ -521,6 +521,35 @@ fn start_slice(c: &mut CpuQueue, now: u64) {
         Some(t) if !t.is_idle() => now.saturating_add(TIME_SLICE_NS),
         _ => INFINITE,
     };
+    SLICE_END[this_cpu()].store(c.slice_end, Ordering::Relaxed);
+}
+
+/// Each CPU's `slice_end`, readable without the lock by [`preempt_point`].
+static SLICE_END: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(INFINITE) }; MAX_CPUS];
+
+/// For a thread that may loop in the kernel without blocking (a VCPU
+/// handling guest exits): switches if its slice is over and a thread of its
+/// priority or higher waits here, without waiting for the timer interrupt.
+/// Under QEMU's emulator a guest that exits in a tight loop can starve the
+/// emulator's own timers, so that interrupt may not come at all.
+pub fn preempt_point() {
+    if crate::time::now_ns() < SLICE_END[this_cpu()].load(Ordering::Relaxed) {
+        return;
+    }
+    let mut g = lock();
+    let now = crate::time::now_ns();
+    let c = &mut g.cpus[this_cpu()];
+    if c.slice_end <= now {
+        if c.highest_ready() >= c.current_priority() {
+            c.need_resched = true;
+        } else {
+            start_slice(c, now);
+            program_timer(c);
+        }
+    }
+    if g.cpus[this_cpu()].need_resched {
+        reschedule(&mut g);
+    }
 }
 
 /// Arms this CPU's timer for the earlier of its first timer deadline and

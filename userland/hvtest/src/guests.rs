@@ -195,6 +195,17 @@ hv_halt:
         jmp     2b
 hv_halt_end:
 
+    # CPUID forever with interrupts off: exits the kernel handles itself,
+    # back to back (with an interrupt pending, each entry also opens an
+    # interrupt window).
+    .globl hv_cpuid_loop, hv_cpuid_loop_end
+hv_cpuid_loop:
+        cli
+2:      xor     %eax, %eax
+        cpuid
+        jmp     2b
+hv_cpuid_loop_end:
+
     # Interrupts: gates for 2, 0x30, 0x40, 0x50 report their vector on 0x81.
     # 0x80 (ready, IF=0), 0x84 (still IF=0), STI, 0x82, then HLT; after each
     # wake-up 0x83.
@@ -565,6 +576,7 @@ snippets! {
     probe => hv_probe, hv_probe_end;
     spin => hv_spin, hv_spin_end;
     halt => hv_halt, hv_halt_end;
+    cpuid_loop => hv_cpuid_loop, hv_cpuid_loop_end;
     irq => hv_irq, hv_irq_end;
     kick => hv_kick, hv_kick_end;
     cr8 => hv_cr8, hv_cr8_end;

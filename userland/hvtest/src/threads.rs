@@ -184,6 +184,63 @@ fn kill_thread_halted_guest() -> Outcome {
     Ok(())
 }
 
+/// The helper's run time so far (ns).
+fn runtime(t: &Spawned<'_>) -> Result<u64, Failure> {
+    let stats: mx_abi::object::InfoThreadStats = ok!(t.thread().handle().info(mx_abi::InfoTopic::ThreadStats));
+    Ok(stats.total_runtime)
+}
+
+/// HLT with IF clear stays halted when an external interrupt arrives (the
+/// guest cannot take it): the VCPU's thread stays blocked and uses no CPU.
+/// It used to wake, re-enter the guest and exit on the HLT again, forever.
+fn hlt_with_interrupts_off_ignores_interrupts() -> Outcome {
+    let before = counts()?;
+    {
+        let m = Made { machine_ram: machine(guests::halt())?, vcpu: AtomicU32::new(0) };
+        let t = spawn(resume_forever, &m)?;
+        wait_blocked(&t)?;
+        // SAFETY: no pointers.
+        expect_eq!(unsafe { mx::sys::mx_vcpu_interrupt(m.vcpu.load(Ordering::SeqCst), 0x40) }, 0);
+        sleep(20_000_000);
+        let ran = runtime(&t)?;
+        sleep(50_000_000);
+        let info: mx_abi::object::InfoThread = ok!(t.thread().handle().info(mx_abi::InfoTopic::Thread));
+        expect_eq!(info.state, mx_abi::object::ThreadState::Blocked as u32);
+        let more = runtime(&t)? - ran;
+        expect!(more < 2_000_000, "the halted VCPU's thread ran {more} ns in 50 ms");
+        t.kill()?;
+        t.join_within(2_000_000_000)?;
+        drop(own(m.vcpu.load(Ordering::SeqCst)));
+    }
+    expect_eq!(counts()?, before);
+    Ok(())
+}
+
+/// A guest exiting in a tight loop on exits the kernel handles (CPUID),
+/// with interrupts off and one pending, does not keep its CPU from threads
+/// of the same priority: this thread still gets to run (at -smp 1 it
+/// shares the helper's CPU) within a few time slices, each time.
+fn busy_guest_shares_its_cpu() -> Outcome {
+    let m = Made { machine_ram: machine(guests::cpuid_loop())?, vcpu: AtomicU32::new(0) };
+    let t = spawn(resume_forever, &m)?;
+    while m.vcpu.load(Ordering::SeqCst) == 0 {
+        sleep(1_000_000);
+    }
+    // SAFETY: no pointers.
+    expect_eq!(unsafe { mx::sys::mx_vcpu_interrupt(m.vcpu.load(Ordering::SeqCst), 0x40) }, 0);
+    for _ in 0..20 {
+        let start = mx::time_monotonic();
+        sleep(1_000_000);
+        let took = mx::time_monotonic() - start;
+        expect!(took < 200_000_000, "a 1 ms sleep took {} ms beside the busy guest", took / 1_000_000);
+    }
+    expect!(runtime(&t)? > 0, "the busy guest never ran");
+    t.kill()?;
+    t.join_within(2_000_000_000)?;
+    drop(own(m.vcpu.load(Ordering::SeqCst)));
+    Ok(())
+}
+
 fn guest_destroyed_with_port_trap() -> Outcome {
     let before = counts()?;
     {
@@ -325,6 +382,8 @@ cases![
     thread_exit_with_live_vcpu,
     kill_thread_running_guest,
     kill_thread_halted_guest,
+    hlt_with_interrupts_off_ignores_interrupts,
+    busy_guest_shares_its_cpu,
     guest_destroyed_with_port_trap,
     async_10000_outs_in_order,
     async_several_waiters_on_one_port,
