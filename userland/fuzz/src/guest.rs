@@ -74,6 +74,10 @@ struct Report {
     /// The VCPU's handle value once created (for `vcpu_interrupt` from the
     /// main thread, which also closes it once the thread has ended), 0 before.
     vcpu: AtomicU32,
+    /// The thread got past `vcpu_create` (stored the handle, or gave up):
+    /// only then may the main thread kill it, or a kill landing on the
+    /// create's way out would leave a VCPU handle nobody knows about.
+    past_create: AtomicBool,
     /// Non-zero: a failure (a [`Failure`] code) at step `fail_step` with
     /// the raw value `fail_value`.
     fail: AtomicU32,
@@ -95,6 +99,7 @@ impl Report {
     fn new() -> Report {
         Report {
             vcpu: AtomicU32::new(0),
+            past_create: AtomicBool::new(false),
             fail: AtomicU32::new(0),
             fail_step: AtomicU64::new(0),
             fail_value: AtomicI32::new(0),
@@ -471,7 +476,8 @@ fn one_run(
                 return Err(format!("vcpu_interrupt({vector}) from another thread returned {status}"));
             }
         }
-        if mx::time_monotonic() >= deadline && !killed {
+        let past_create = args.report.past_create.load(Ordering::Acquire);
+        if mx::time_monotonic() >= deadline && !killed && past_create {
             // SAFETY: no pointers.
             let status = unsafe { mx::sys::mx_task_kill(thread.raw()) };
             if status != 0 && thread.handle().wait_one(Signals::THREAD_TERMINATED, 0).is_err() {
@@ -923,15 +929,18 @@ fn drive(a: &RunArgs) {
     let mut rng = Rng::new(a.seed);
     let guest = core::mem::ManuallyDrop::new(Guest::from_handle(Handle::from_raw(a.guest)));
     let apic = core::mem::ManuallyDrop::new(Vmo::from_handle(Handle::from_raw(a.apic)));
-    let vcpu = match Vcpu::create(&guest, CODE, PML4, &apic) {
+    let created = Vcpu::create(&guest, CODE, PML4, &apic);
+    // The main thread closes the handle after this thread ends, killed or
+    // not (a killed thread closes nothing), and kills only after this.
+    if let Ok(v) = &created {
+        r.vcpu.store(v.raw(), Ordering::Release);
+    }
+    r.past_create.store(true, Ordering::Release);
+    let vcpu = match created {
         Ok(v) => v,
         Err(Status::NoMemory) if a.nomem => return,
         Err(s) => return fail(r, Failure::VcpuCreate, 0, s as i32),
     };
-    // The main thread closes the handle after this thread ends, killed or
-    // not (a killed thread closes nothing); only the few instructions
-    // between the create and this store could lose it.
-    r.vcpu.store(vcpu.raw(), Ordering::Release);
     let vcpu = core::mem::ManuallyDrop::new(vcpu);
     match vcpu.read_state() {
         Ok(mut state) => {
