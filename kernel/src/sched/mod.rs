@@ -552,11 +552,18 @@ pub fn preempt_point() {
     }
 }
 
-/// Arms this CPU's timer for the earlier of its first timer deadline and
-/// the end of the running thread's slice. `c` must be this CPU's queue.
+/// Makes sure this CPU's timer fires by the earlier of its first timer
+/// deadline and the end of the running thread's slice. `c` must be this
+/// CPU's queue.
+///
+/// A timer already armed for an earlier moment is left alone: when it
+/// fires, `on_timer_expiry` finds nothing due and arms the later deadline
+/// (at most once a slice). Re-arming on every switch, as each new slice
+/// asks for a later end, cost an APIC write per switch, which under QEMU
+/// is a host timer update and a wake-up of its main loop.
 fn program_timer(c: &mut CpuQueue) {
     let deadline = c.next_timer().min(c.slice_end);
-    if deadline == c.programmed {
+    if deadline == c.programmed || (c.programmed != INFINITE && deadline > c.programmed) {
         return;
     }
     c.programmed = deadline;
