@@ -115,7 +115,10 @@ fn run() -> Result<i32, (&'static str, Status)> {
         let (grants, words): (Vec<&str>, Vec<&str>) = line.split_whitespace().partition(|w| w.starts_with('+'));
         let Some(&path) = words.first() else { continue };
         let service = grants.iter().find_map(|g| g.strip_prefix("+service="));
-        let before = resource.as_ref().and_then(|r| counts(r, &me, &services).ok());
+        // Settled: what the kernel still frees from the last program is not
+        // part of this one's baseline.
+        let before =
+            resource.as_ref().and_then(|r| mx::counts::read_settled(r, &ours(&me, &services), 1_000_000_000).ok());
         let ctx = Grants { resource: resource.as_ref(), job: &job, vdso: &vdso, bootfs: &bootfs, services: &services };
         if let Some(name) = service {
             if before_services.is_none() {
@@ -229,20 +232,15 @@ struct Grants<'a> {
     services: &'a [Service],
 }
 
-/// The kernel's counts, with the memory of init and of the running
-/// services taken out of the committed pages (their heaps may grow while a
-/// program runs; that is not the program's).
-fn counts(resource: &Handle, me: &Handle, services: &[Service]) -> Result<InfoKernelCounts, Status> {
-    mx::counts::read(resource, &ours(me, services))
-}
-
 /// Waits (up to a second: the kernel frees exited threads' stacks in the
 /// background) for the counts that must not leak to return to `before`.
 fn settle(resource: &Handle, me: &Handle, services: &[Service], before: &InfoKernelCounts) -> Result<(), String> {
     mx::counts::settle(resource, &ours(me, services), before, 1_000_000_000)
 }
 
-/// Init and its services: the processes whose memory is not a program's.
+/// Init and its services: the processes whose memory is not a program's
+/// (their heaps may grow while a program runs), left out of the committed
+/// pages the leak check compares.
 fn ours<'a>(me: &'a Handle, services: &'a [Service]) -> Vec<&'a Handle> {
     core::iter::once(me).chain(services.iter().map(|s| s.process.handle())).collect()
 }

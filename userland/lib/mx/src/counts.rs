@@ -23,6 +23,25 @@ pub fn read(resource: &Handle, exclude: &[&Handle]) -> Result<InfoKernelCounts> 
     Ok(counts)
 }
 
+/// [`read`], once two reads 5 ms apart agree (or `timeout_ns` has passed):
+/// a baseline must not include what the kernel is still freeing in the
+/// background (an exited thread's stack, a retired address space, an
+/// object whose last handle just closed), or the check after the work
+/// would find fewer objects than before and call it a leak.
+pub fn read_settled(resource: &Handle, exclude: &[&Handle], timeout_ns: u64) -> Result<InfoKernelCounts> {
+    let key = |c: &InfoKernelCounts| (c.objects, c.handles, c.vmos, c.committed_pages, c.processes, c.threads);
+    let deadline = crate::deadline_after(timeout_ns);
+    let mut last = read(resource, exclude)?;
+    loop {
+        let _ = crate::nanosleep(crate::deadline_after(5_000_000));
+        let now = read(resource, exclude)?;
+        if key(&now) == key(&last) || crate::time_monotonic() >= deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
 /// Waits up to `timeout_ns` for the counts that must not leak (objects,
 /// handles, VMOs, committed pages, processes, threads) to come back to
 /// `before`: the kernel frees exited threads' stacks and retired address
