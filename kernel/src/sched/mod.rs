@@ -13,20 +13,26 @@
 //!   inside the thread (`intrusive-collections`).
 //! - **Run queues**: one per CPU, 32 FIFO lists (one per priority, Magenta's
 //!   0..=31) and a bitmap of the non-empty ones, so picking the next thread
-//!   is one `leading_zeros`. Each CPU has an idle thread (its boot stack)
-//!   that halts with interrupts on when nothing is ready.
+//!   is one `leading_zeros`. Each CPU has an idle thread (its boot stack).
+//!   Right after a switch to it, it spins for [`IDLE_POLL_NS`] watching a
+//!   kick flag (a waker that sees it polling stores the flag instead of
+//!   sending an IPI), then halts with interrupts on. Idle and other kernel
+//!   threads keep the last user address space loaded (lazy CR3; a dead
+//!   process's space is retired and let go, see `vm::AddressSpace`).
 //! - **Placement**: a new thread goes to the least-loaded CPU; a woken one
 //!   to its last CPU, or to an idle CPU if its last one is busy with an equal
 //!   or higher priority; a pinned thread (affinity) only to its CPU. When
 //!   the target CPU should preempt, it gets a reschedule IPI; this CPU gets
 //!   a self-IPI when it cannot switch right away (the waker holds a
 //!   spinlock), so the switch happens as soon as interrupts are back on.
-//! - **Preemption**: each CPU's deadline timer (`timer::set_deadline`) is
-//!   programmed for the earlier of its first timer-queue deadline and the
-//!   end of the running thread's time slice ([`TIME_SLICE_NS`]). The expiry
-//!   hook runs in interrupt context, wakes expired sleepers and rotates the
-//!   run queue when the slice is over and another thread of the same or
-//!   higher priority is ready.
+//! - **Preemption**: each CPU's deadline timer (`timer::set_deadline`)
+//!   fires by the earlier of its first timer-queue deadline and the end of
+//!   the running thread's time slice ([`TIME_SLICE_NS`]); an earlier armed
+//!   deadline is left armed rather than re-armed on every switch. The
+//!   expiry hook runs in interrupt context, wakes expired sleepers and
+//!   rotates the run queue when the slice is over and another thread of the
+//!   same or higher priority is ready. Threads that loop in the kernel (a
+//!   VCPU handling exits) also call [`preempt_point`].
 //! - **Timers**: a per-CPU red-black tree of blocked threads ordered by
 //!   (deadline, thread id); arming and cancelling move links only.
 //! - **Exit**: an exiting thread moves itself to the dead list and switches
