@@ -388,6 +388,15 @@ fn walk_user_range(pml4: u64, start: u64, end: u64, visit: &mut dyn FnMut(u64, &
     walk_level(pml4, 4, 0, start, end, visit);
 }
 
+/// The entry shift of a table at `level` whose first entry maps `base`, and
+/// the indices of its entries that `[start, end)` touches.
+fn slots_covering(level: u32, base: u64, start: u64, end: u64) -> (u32, core::ops::RangeInclusive<u64>) {
+    let shift = 12 + 9 * (level - 1);
+    let first = (start.max(base) - base) >> shift;
+    let last = ((end - 1 - base) >> shift).min(511);
+    (shift, first..=last)
+}
+
 fn walk_level(
     table_phys: u64,
     level: u32,
@@ -396,10 +405,8 @@ fn walk_level(
     end: u64,
     visit: &mut dyn FnMut(u64, &mut PageTableEntry),
 ) {
-    let shift = 12 + 9 * (level - 1);
-    let first = (start.max(base) - base) >> shift;
-    let last = ((end - 1 - base) >> shift).min(511);
-    for i in first..=last {
+    let (shift, slots) = slots_covering(level, base, start, end);
+    for i in slots {
         let entry = &mut table(table_phys)[i as usize];
         if entry.is_unused() {
             continue;
@@ -459,10 +466,8 @@ fn reclaim_level(
     unmapped: &mut dyn FnMut(u64, u64),
     freed_table: &mut dyn FnMut(u64),
 ) -> bool {
-    let shift = 12 + 9 * (level - 1);
-    let first = (start.max(base) - base) >> shift;
-    let last = ((end - 1 - base) >> shift).min(511);
-    for i in first..=last {
+    let (shift, slots) = slots_covering(level, base, start, end);
+    for i in slots {
         let entry = &mut table(table_phys)[i as usize];
         if entry.is_unused() {
             continue;
