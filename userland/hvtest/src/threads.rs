@@ -155,6 +155,15 @@ fn resume_forever(m: &Made) {
     }
 }
 
+/// Kills a helper running [`resume_forever`], waits for it, and closes the
+/// VCPU handle it left (a killed thread closes nothing).
+fn kill_and_close(t: Spawned<'_>, m: &Made) -> Result<(), Failure> {
+    t.kill()?;
+    t.join_within(2_000_000_000)?;
+    drop(own(m.vcpu.load(Ordering::SeqCst)));
+    Ok(())
+}
+
 fn kill_thread_running_guest() -> Outcome {
     let before = counts()?;
     {
@@ -162,9 +171,7 @@ fn kill_thread_running_guest() -> Outcome {
         let t = spawn(resume_forever, &m)?;
         sleep(50_000_000);
         expect!(m.vcpu.load(Ordering::SeqCst) != 0, "the helper made no VCPU");
-        t.kill()?;
-        t.join_within(2_000_000_000)?;
-        drop(own(m.vcpu.load(Ordering::SeqCst)));
+        kill_and_close(t, &m)?;
     }
     expect_eq!(counts()?, before);
     Ok(())
@@ -176,9 +183,7 @@ fn kill_thread_halted_guest() -> Outcome {
         let m = Made { machine_ram: machine(guests::halt())?, vcpu: AtomicU32::new(0) };
         let t = spawn(resume_forever, &m)?;
         wait_blocked(&t)?;
-        t.kill()?;
-        t.join_within(2_000_000_000)?;
-        drop(own(m.vcpu.load(Ordering::SeqCst)));
+        kill_and_close(t, &m)?;
     }
     expect_eq!(counts()?, before);
     Ok(())
@@ -208,9 +213,7 @@ fn hlt_with_interrupts_off_ignores_interrupts() -> Outcome {
         expect_eq!(info.state, mx_abi::object::ThreadState::Blocked as u32);
         let more = runtime(&t)? - ran;
         expect!(more < 2_000_000, "the halted VCPU's thread ran {more} ns in 50 ms");
-        t.kill()?;
-        t.join_within(2_000_000_000)?;
-        drop(own(m.vcpu.load(Ordering::SeqCst)));
+        kill_and_close(t, &m)?;
     }
     expect_eq!(counts()?, before);
     Ok(())
@@ -235,9 +238,7 @@ fn busy_guest_shares_its_cpu() -> Outcome {
         expect!(took < 200_000_000, "a 1 ms sleep took {} ms beside the busy guest", took / 1_000_000);
     }
     expect!(runtime(&t)? > 0, "the busy guest never ran");
-    t.kill()?;
-    t.join_within(2_000_000_000)?;
-    drop(own(m.vcpu.load(Ordering::SeqCst)));
+    kill_and_close(t, &m)?;
     Ok(())
 }
 
